@@ -1,0 +1,85 @@
+"""Shared CLI plumbing: global options, settings loading, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from driftline.errors import DriftlineError
+
+
+class State:
+    """What the root callback learned; commands read settings from here."""
+
+    config: Path | None = None
+
+
+STATE = State()
+
+
+def root_callback(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Settings file (default: $DRIFTLINE_CONFIG or ./driftline.yaml)."
+    ),
+) -> None:
+    """Global options."""
+    STATE.config = config
+
+
+def settings(**overrides: Any):
+    """Load the settings in force for this invocation."""
+    from driftline.settings import load_settings
+
+    return load_settings(STATE.config, **overrides)
+
+
+def contract_for(path: Path | None, s: Any = None):
+    """The contract named on the command line, else the one in settings."""
+    from driftline.contract import load_contract
+
+    if path is None:
+        s = s or settings()
+        if s.contract is None:
+            raise DriftlineError("no contract: pass --contract PATH or set 'contract:' in driftline.yaml")
+        path = s.contract
+    return load_contract(path)
+
+
+def emit_json(payload: Any) -> None:
+    """Print machine-readable output on stdout."""
+    typer.echo(json.dumps(payload, indent=2, default=str, allow_nan=False))
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line on stderr and return an Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def run(app: typer.Typer, argv: list[str] | None = None) -> int:
+    """Run the app, turning DriftlineError into one line and its exit code."""
+    try:
+        result = app(args=argv, prog_name="driftline", standalone_mode=False)
+    except DriftlineError as e:
+        typer.echo(f"error: {e}", err=True)
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as e:  # click usage errors and anything unexpected: still one line
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        return 1
+    return result if isinstance(result, int) else 0

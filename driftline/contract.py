@@ -1,0 +1,190 @@
+"""The feature contract: the single source of truth for columns.
+
+Training, validation, drift and serving all read the same contract, so a change of column
+or vocabulary is made in one place. A contract is a YAML file; see ``examples/contract.yaml``
+and ``driftline contract infer`` for drafting one from data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftline.errors import ConfigError
+
+FeatureType = Literal["numeric", "categorical", "boolean"]
+
+
+class DriftThresholds(BaseModel):
+    """Per-feature PSI bands that override the global ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warn: float | None = Field(default=None, ge=0)
+    alert: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftThresholds:
+        if self.warn is not None and self.alert is not None and self.warn > self.alert:
+            raise ValueError(f"warn ({self.warn}) must not exceed alert ({self.alert})")
+        return self
+
+
+class Feature(BaseModel):
+    """One model input column: its type and what values are acceptable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: FeatureType
+    nullable: bool = False
+    range: tuple[float, float] | None = None
+    vocabulary: list[str] | None = None
+    closed: bool = False
+    key: bool = False
+    drift: DriftThresholds | None = None
+    description: str | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _range_ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and v[0] > v[1]:
+            raise ValueError(f"range low {v[0]} is above high {v[1]}")
+        return v
+
+    @field_validator("vocabulary", mode="before")
+    @classmethod
+    def _vocab_as_str(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [str(x) for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Feature:
+        if self.type != "numeric" and self.range is not None:
+            raise ValueError(f"range is only for numeric features, not {self.type}")
+        if self.type == "numeric" and self.vocabulary is not None:
+            raise ValueError("vocabulary is only for categorical features, not numeric")
+        if self.closed and not self.vocabulary:
+            raise ValueError("closed: true needs a vocabulary")
+        return self
+
+
+class Target(BaseModel):
+    """The label column and which of its values counts as positive."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    positive: str | int | bool = 1
+
+
+class Contract(BaseModel):
+    """Columns of a tabular classification problem and the rules their values follow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "model"
+    entity_id: str
+    request_id: str = "request_id"
+    timestamp: str
+    target: Target
+    segment: str | None = None
+    range_tolerance: float = Field(default=0.0, ge=0, description="Relative slack on numeric ranges when validating.")
+    features: dict[str, Feature]
+
+    @model_validator(mode="after")
+    def _names(self) -> Contract:
+        if not self.features:
+            raise ValueError("features: at least one feature is required")
+        reserved = {self.entity_id, self.request_id, self.timestamp, self.target.name}
+        if len(reserved) != 4:
+            raise ValueError("entity_id, request_id, timestamp and target must be distinct columns")
+        clash = reserved & set(self.features)
+        if clash:
+            raise ValueError(f"features repeat a reserved column: {sorted(clash)}")
+        if self.segment is not None and self.segment not in self.features:
+            raise ValueError(f"segment {self.segment!r} is not one of the features")
+        return self
+
+    # -- views -------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+    def names_of(self, kind: FeatureType) -> list[str]:
+        """Feature names of one type, in contract order."""
+        return [n for n, f in self.features.items() if f.type == kind]
+
+    @property
+    def numeric(self) -> list[str]:
+        return self.names_of("numeric")
+
+    @property
+    def categorical(self) -> list[str]:
+        return self.names_of("categorical")
+
+    @property
+    def boolean(self) -> list[str]:
+        return self.names_of("boolean")
+
+    @property
+    def key_features(self) -> list[str]:
+        return [n for n, f in self.features.items() if f.key]
+
+    @property
+    def row_columns(self) -> list[str]:
+        """Columns a logged request carries: ids, time and features (no label)."""
+        return [self.request_id, self.entity_id, self.timestamp, *self.features]
+
+    def fingerprint(self) -> str:
+        """Stable hash of the contract's content; profiles and models carry it."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.to_yaml())
+        return p
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{source}: field {loc}: {first['msg']}{shown}"
+
+
+def parse_contract(data: Any, source: str = "contract") -> Contract:
+    """Validate a mapping as a contract; errors name the source, the field and the value."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(source, e)) from None
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Read and validate a contract YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read contract ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}:{where} is not valid YAML") from None
+    return parse_contract(data, str(p))

@@ -1,0 +1,26 @@
+"""Error types that the CLI turns into one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class DriftlineError(Exception):
+    """A problem the user can fix: bad input, bad settings, unreachable service.
+
+    The message is one line that names the file, row or field. ``exit_code`` is what the
+    CLI exits with (2 = unusable input, by convention across driftline commands).
+    """
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(DriftlineError):
+    """Settings or contract file is invalid."""
+
+
+class InputError(DriftlineError):
+    """A data file cannot be used (unreadable, empty, missing columns)."""

@@ -1,0 +1,216 @@
+"""One settings object for everything driftline does.
+
+Sources, strongest first: explicit overrides (CLI flags, flow parameters), ``DRIFTLINE_*``
+environment variables (nested fields with ``__``, e.g. ``DRIFTLINE_DRIFT__PSI_WARN``), the
+YAML file (``driftline.yaml`` or the path in ``DRIFTLINE_CONFIG``), then defaults. All state
+lives under ``home`` (``.driftline/`` unless ``DRIFTLINE_HOME`` names another folder).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from driftline.errors import ConfigError
+
+DEFAULT_CONFIG = "driftline.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Windows(_Section):
+    """Time windows, in whole weeks and days."""
+
+    train_weeks: int = Field(default=8, ge=1)
+    test_weeks: int = Field(default=1, ge=1)
+    label_delay_days: int = Field(default=7, ge=0)
+    backtest_folds: int = Field(default=3, ge=0)
+    monitor_days: int = Field(default=1, ge=1)
+    week_start: Literal["monday", "sunday"] = "monday"
+
+
+class DriftSettings(_Section):
+    """Drift measurement and the trigger policy's thresholds."""
+
+    bins: int = Field(default=10, ge=2)
+    smoothing: float = Field(default=1e-4, gt=0)
+    psi_warn: float = Field(default=0.1, ge=0)
+    psi_alert: float = Field(default=0.25, ge=0)
+    min_rows: int = Field(default=100, ge=1)
+    small_sample_quantile: float = Field(default=0.95, gt=0, lt=1)
+    warn_features_for_retrain: int = Field(default=3, ge=1)
+    metric_drop_investigate: float = Field(default=0.03, ge=0)
+    metric_drop_retrain: float = Field(default=0.10, ge=0)
+    segment_min_rows: int = Field(default=200, ge=1)
+    cooldown_hours: float = Field(default=24.0, ge=0)
+    small_sample_alert_quantile: float = Field(
+        default=0.995,
+        gt=0,
+        lt=1,
+        description="Unchanged data reaches the effective alert band in at most 1 - this share of windows.",
+    )
+    band_draws: int = Field(default=2000, ge=100, description="Monte Carlo draws for the sample-size-aware PSI band.")
+    band_seed: int = Field(default=0, description="Seed of the Monte Carlo band draws (results are reproducible).")
+    segments_investigate: bool = Field(
+        default=False, description="A segment with a feature at alert makes the trigger policy say 'investigate'."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftSettings:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_alert ({self.psi_alert})")
+        return self
+
+
+class SamplingSettings(_Section):
+    """Refreshing the test set from production samples."""
+
+    test_size: int = Field(default=5000, ge=10)
+    tail_cap: float = Field(default=0.1, ge=0, le=1, description="Max share of the sample kept for the long tail.")
+    rare_share: float = Field(default=0.01, gt=0, lt=1, description="A category below this share is 'rare'.")
+    extreme_quantile: float = Field(default=0.01, gt=0, lt=0.5)
+
+
+class TrainingSettings(_Section):
+    """How candidates are trained."""
+
+    estimator: str = "hist_gradient_boosting"
+    seed: int = 0
+    class_balance: bool = False
+    feedback_weight: float = Field(default=1.0, gt=0)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    estimator_params: dict[str, int | float | str | bool | None] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the estimator (e.g. max_iter), applied over driftline's defaults.",
+    )
+
+
+class GateSettings(_Section):
+    """What a candidate must show before it is promoted."""
+
+    primary_metric: Literal["average_precision", "roc_auc", "f1", "precision", "recall"] = "average_precision"
+    margin: float = Field(default=0.0, description="Absolute margin by which a candidate must beat the champion.")
+    backtest_sigmas: float = Field(default=2.0, ge=0)
+    auto_promote: bool = True
+    rollback_investigate: float = Field(default=0.03, ge=0)
+    rollback_revert: float = Field(default=0.10, ge=0)
+
+
+class Settings(BaseSettings):
+    """Validated settings; build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Path(".driftline")
+    contract: Path | None = None
+    store_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    model_name: str = "driftline-churn"
+    timezone: str = "UTC"
+    windows: Windows = Windows()
+    drift: DriftSettings = DriftSettings()
+    sampling: SamplingSettings = SamplingSettings()
+    training: TrainingSettings = TrainingSettings()
+    gates: GateSettings = GateSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings merges file, environment and overrides itself, in that order.
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        if self.store_url is None:
+            self.store_url = f"sqlite:///{self.home / 'store.db'}"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+        return self
+
+    # -- derived locations -------------------------------------------------------------
+    @property
+    def artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def ensure_home(self) -> Path:
+        """Create the state folder (called by commands that write, never at import)."""
+        for d in (self.home, self.artifact_root, self.reports_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def _format(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{source}: field {loc}: {first['msg']}{shown}"
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The settings file in force: an explicit path, ``DRIFTLINE_CONFIG``, or ``driftline.yaml``."""
+    return Path(path or os.environ.get("DRIFTLINE_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read, merge and validate settings; raise ConfigError with one precise line on failure.
+
+    A missing default file is fine (defaults apply); a missing file that was named explicitly
+    (argument or ``DRIFTLINE_CONFIG``) is an error.
+    """
+    p = config_path(path)
+    named = path is not None or "DRIFTLINE_CONFIG" in os.environ
+    data: dict[str, Any] = {}
+    if p.exists():
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{p}:{where} is not valid YAML") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level, got {type(loaded).__name__}")
+        data = loaded or {}
+        # Relative paths in the file are relative to the file.
+        for key in ("home", "contract"):
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                data[key] = str(p.parent / data[key])
+    elif named:
+        raise ConfigError(f"{p}: settings file not found")
+    env = EnvSettingsSource(Settings, env_prefix="DRIFTLINE_", env_nested_delimiter="__", case_sensitive=False)()
+    merged = _deep_merge(_deep_merge(data, env), {k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings(**merged)
+    except ValidationError as e:
+        raise ConfigError(_format(f"{p} (or DRIFTLINE_* environment)", e)) from None
+    return settings
