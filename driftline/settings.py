@@ -32,7 +32,10 @@ class Windows(_Section):
     test_weeks: int = Field(default=1, ge=1)
     label_delay_days: int = Field(default=7, ge=0)
     backtest_folds: int = Field(default=3, ge=0)
-    monitor_days: int = Field(default=1, ge=1)
+    monitor_days: int = Field(default=1, ge=1, description="Window of the daily drift monitor.")
+    recent_days: int = Field(
+        default=7, ge=1, description="Recent production window the weekly run checks for drift and skew."
+    )
     week_start: Literal["monday", "sunday"] = "monday"
 
 
@@ -86,6 +89,13 @@ class TrainingSettings(_Section):
     class_balance: bool = False
     feedback_weight: float = Field(default=1.0, gt=0)
     threshold: float = Field(default=0.5, gt=0, lt=1)
+    retrain_on_schedule: bool = Field(
+        default=False, description="Retrain on every scheduled run, not only when a trigger fires."
+    )
+    min_train_rows: int = Field(default=200, ge=1)
+    training_sample_rows: int = Field(
+        default=20000, ge=100, description="Rows of training data kept with a version for later skew checks."
+    )
     estimator_params: dict[str, int | float | str | bool | None] = Field(
         default_factory=dict,
         description="Keyword arguments for the estimator (e.g. max_iter), applied over driftline's defaults.",

@@ -1,0 +1,334 @@
+"""Training candidates: a scikit-learn Pipeline that carries its own preprocessing.
+
+The pipeline's first step, :class:`ContractFeatures`, selects the contract's features in
+contract order and normalises their dtypes. :func:`features_frame` runs the very same code, so
+training, scoring here and a served MLflow model all see identical inputs — that is the
+training–serving skew defence. Unknown categories never raise at scoring time: each estimator's
+encoder is told explicitly what to do with them (see :data:`ESTIMATORS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from driftline.contract import Contract
+from driftline.errors import ConfigError, DriftlineError, InputError
+from driftline.labels import binary_target, canonical_label
+from driftline.settings import TrainingSettings
+
+FEEDBACK_COLUMN = "feedback"
+UNKNOWN_CODE = -1
+MISSING_CODE = -2
+
+_TRUE = {"1", "yes", "y", "t"}
+_FALSE = {"0", "no", "n", "f"}
+
+
+# -- feature normalisation (shared by training and serving) ---------------------------
+def _as_category_text(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _as_bool_number(value: Any) -> float:
+    text = canonical_label(value)
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    return np.nan
+
+
+def normalise_features(frame: pd.DataFrame, features: list[tuple[str, str]]) -> pd.DataFrame:
+    """Select ``features`` (name, type) in order and normalise dtypes; index is kept.
+
+    numeric -> float64 (unparseable -> NaN); categorical -> object column of ``str`` with NaN for
+    missing (an integral float such as 3.0 becomes ``"3"``); boolean -> float64 1.0/0.0/NaN
+    (true/false, 1/0, yes/no in any case; anything else -> NaN).
+    """
+    missing = [n for n, _ in features if n not in frame.columns]
+    if missing:
+        raise InputError(f"features missing from the frame: {missing}")
+    out: dict[str, pd.Series] = {}
+    for name, kind in features:
+        s = frame[name]
+        if kind == "numeric":
+            out[name] = pd.to_numeric(s, errors="coerce").astype("float64")
+            continue
+        values = s.astype(object)
+        present = values.notna()
+        uniques = pd.unique(values[present].to_numpy(dtype=object))
+        convert = _as_category_text if kind == "categorical" else _as_bool_number
+        lookup = {u: convert(u) for u in uniques}
+        mapped = values.map(lookup)
+        if kind == "categorical":
+            out[name] = pd.Series(mapped.to_numpy(dtype=object), index=frame.index, dtype=object)
+        else:
+            out[name] = pd.to_numeric(mapped, errors="coerce").astype("float64")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _feature_spec(contract: Contract) -> tuple[tuple[str, str], ...]:
+    return tuple((name, f.type) for name, f in contract.features.items())
+
+
+def features_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Exactly the contract's features, in contract order, with normalised dtypes.
+
+    Used at training and at scoring time (and inside the pipeline as :class:`ContractFeatures`);
+    see :func:`normalise_features` for the rules.
+    """
+    return normalise_features(frame, list(_feature_spec(contract)))
+
+
+class ContractFeatures(TransformerMixin, BaseEstimator):
+    """Pipeline step: the contract's features in order with normalised dtypes (stateless).
+
+    ``features`` is a tuple of (name, type) pairs, plain data so the pickled pipeline does not
+    depend on the Contract class.
+    """
+
+    def __init__(self, features: tuple[tuple[str, str], ...] = ()) -> None:
+        self.features = features
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> ContractFeatures:
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return normalise_features(X, list(self.features))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([n for n, _ in self.features], dtype=object)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+
+# -- estimator registry -------------------------------------------------------------
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """How to build one estimator and how its categorical inputs are encoded."""
+
+    name: str
+    encoding: Literal["ordinal", "onehot"]
+    make: Callable[[int, bool, dict[str, Any], int], ClassifierMixin]
+    description: str
+
+
+def _make_hgb(seed: int, class_balance: bool, params: dict[str, Any], n_categorical: int) -> ClassifierMixin:
+    kwargs: dict[str, Any] = {"random_state": seed, "class_weight": "balanced" if class_balance else None}
+    kwargs.update(params)
+    kwargs["categorical_features"] = list(range(n_categorical)) or None
+    return HistGradientBoostingClassifier(**kwargs)
+
+
+def _make_lr(seed: int, class_balance: bool, params: dict[str, Any], n_categorical: int) -> ClassifierMixin:
+    kwargs: dict[str, Any] = {
+        "random_state": seed,
+        "max_iter": 1000,
+        "class_weight": "balanced" if class_balance else None,
+    }
+    kwargs.update(params)
+    return LogisticRegression(**kwargs)
+
+
+def _make_rf(seed: int, class_balance: bool, params: dict[str, Any], n_categorical: int) -> ClassifierMixin:
+    kwargs: dict[str, Any] = {
+        "random_state": seed,
+        "n_estimators": 100,
+        "min_samples_leaf": 5,
+        "class_weight": "balanced" if class_balance else None,
+    }
+    kwargs.update(params)
+    return RandomForestClassifier(**kwargs)
+
+
+ESTIMATORS: dict[str, EstimatorSpec] = {
+    "hist_gradient_boosting": EstimatorSpec(
+        "hist_gradient_boosting",
+        "ordinal",
+        _make_hgb,
+        "HistGradientBoostingClassifier; categories ordinal-coded (at most max_bins per feature, the rarest "
+        "grouped as infrequent) and declared categorical. Unknown (-1) and missing (-2) codes are negative, "
+        "which HGB routes down its missing-value branch.",
+    ),
+    "logistic_regression": EstimatorSpec(
+        "logistic_regression",
+        "onehot",
+        _make_lr,
+        "LogisticRegression on one-hot categories (missing is its own column, unknown -> all zeros) and "
+        "median-imputed, standardised numbers with missing-indicator columns.",
+    ),
+    "random_forest": EstimatorSpec(
+        "random_forest",
+        "ordinal",
+        _make_rf,
+        "RandomForestClassifier; categories ordinal-coded with unknown -1 and missing -2, numbers passed "
+        "through (scikit-learn forests split on NaN natively).",
+    ),
+}
+
+
+def estimator_spec(name: str) -> EstimatorSpec:
+    """The registered estimator ``name``; ConfigError listing the valid names otherwise."""
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown estimator {name!r}; valid names: {', '.join(sorted(ESTIMATORS))}") from None
+
+
+def build_pipeline(
+    contract: Contract,
+    estimator: str = "hist_gradient_boosting",
+    seed: int = 0,
+    class_balance: bool = False,
+    params: Mapping[str, Any] | None = None,
+) -> Pipeline:
+    """An unfitted Pipeline: ContractFeatures -> ColumnTransformer -> estimator.
+
+    The ColumnTransformer puts categorical columns first (so HGB's ``categorical_features`` are
+    the leading indices), then numeric and boolean columns. ``class_balance`` sets the
+    estimator's ``class_weight="balanced"``; :func:`train` leaves it off and passes explicit
+    sample weights instead. ``params`` override the estimator's keyword arguments.
+    """
+    spec = estimator_spec(estimator)
+    params = dict(params or {})
+    cats = contract.categorical
+    nums = contract.numeric + contract.boolean
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if spec.encoding == "ordinal":
+        if cats:
+            max_categories = int(params.get("max_bins", 255)) if spec.name == "hist_gradient_boosting" else None
+            enc = OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=UNKNOWN_CODE,
+                encoded_missing_value=MISSING_CODE,
+                max_categories=max_categories,
+                dtype=np.float64,
+            )
+            transformers.append(("categorical", enc, cats))
+        if nums:
+            transformers.append(("numeric", "passthrough", nums))
+    else:
+        if cats:
+            transformers.append(
+                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64), cats)
+            )
+        if nums:
+            numeric = Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+                    ("scale", StandardScaler()),
+                ]
+            )
+            transformers.append(("numeric", numeric, nums))
+    prep = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False)
+    try:
+        model = spec.make(seed, class_balance, params, len(cats))
+    except TypeError as e:
+        raise ConfigError(f"estimator {estimator!r}: invalid parameters {sorted(params)} ({e})") from None
+    return Pipeline([("features", ContractFeatures(_feature_spec(contract))), ("prep", prep), ("model", model)])
+
+
+# -- training and scoring ---------------------------------------------------------------
+@dataclass
+class TrainedModel:
+    """A fitted pipeline and the facts about its training run that get logged with it."""
+
+    pipeline: Pipeline
+    feature_columns: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    positive_rate: float = float("nan")
+
+
+def sample_weights(
+    y: np.ndarray,
+    class_balance: bool = False,
+    feedback: pd.Series | np.ndarray | None = None,
+    feedback_weight: float = 1.0,
+) -> np.ndarray:
+    """Per-row training weights.
+
+    Start at 1. With ``class_balance`` each row of class c gets ``n / (n_classes * n_c)``
+    (scikit-learn's "balanced" rule). Rows whose ``feedback`` flag is true (1/true/yes) are
+    then multiplied by ``feedback_weight``.
+    """
+    y = np.asarray(y)
+    w = np.ones(len(y), dtype=np.float64)
+    if class_balance and len(y):
+        classes, counts = np.unique(y, return_counts=True)
+        per_class = len(y) / (len(classes) * counts)
+        w *= per_class[np.searchsorted(classes, y)]
+    if feedback is not None:
+        flags = pd.Series(np.asarray(feedback, dtype=object)).map(_as_bool_number).to_numpy() == 1.0
+        w[flags] *= feedback_weight
+    return w
+
+
+def train(
+    train_df: pd.DataFrame, contract: Contract, settings: TrainingSettings, rng_seed: int | None = None
+) -> TrainedModel:
+    """Fit a pipeline on labelled rows; ``rng_seed`` (default ``settings.seed``) seeds the estimator.
+
+    Weights come from :func:`sample_weights` (class balance and the optional ``feedback``
+    column). Raises DriftlineError when the data is empty or holds a single class.
+    """
+    target = contract.target.name
+    if target not in train_df.columns:
+        raise InputError(f"training data has no target column {target!r}")
+    if len(train_df) == 0:
+        raise DriftlineError("training data is empty: no labelled rows in the training window")
+    y = binary_target(train_df[target], contract)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise DriftlineError(
+            f"training data holds only class {int(classes[0])} ({len(y)} rows); both classes are needed"
+        )
+    feedback = train_df[FEEDBACK_COLUMN] if FEEDBACK_COLUMN in train_df.columns else None
+    weights = sample_weights(y, settings.class_balance, feedback, settings.feedback_weight)
+    seed = settings.seed if rng_seed is None else int(rng_seed)
+    pipeline = build_pipeline(
+        contract, settings.estimator, seed=seed, class_balance=False, params=settings.estimator_params
+    )
+    pipeline.fit(features_frame(train_df, contract), y, model__sample_weight=weights)
+    n_feedback = 0 if feedback is None else int(np.count_nonzero(feedback.map(_as_bool_number) == 1.0))
+    params: dict[str, Any] = {
+        "estimator": settings.estimator,
+        "seed": seed,
+        "class_balance": settings.class_balance,
+        "feedback_weight": settings.feedback_weight,
+        "n_feedback": n_feedback,
+        **{f"estimator.{k}": v for k, v in sorted(settings.estimator_params.items())},
+    }
+    return TrainedModel(
+        pipeline=pipeline,
+        feature_columns=contract.feature_names,
+        params=params,
+        n_train=len(y),
+        positive_rate=float(y.mean()),
+    )
+
+
+def score(pipeline: Pipeline, frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+    """Probability of the positive class (label 1) for each row of ``frame``."""
+    if len(frame) == 0:
+        return np.empty(0, dtype=np.float64)
+    proba = pipeline.predict_proba(features_frame(frame, contract))
+    classes = list(pipeline.classes_)
+    if 1 not in classes:
+        raise DriftlineError(f"model was not trained on the positive class (classes {classes})")
+    return proba[:, classes.index(1)].astype(np.float64)
