@@ -1,0 +1,132 @@
+"""Validation commands: ``driftline validate`` (GX suite from the contract) and ``driftline skew``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from driftline.cli._common import contract_for, emit_json
+from driftline.validation.suite import DEFAULT_TOLERANCE
+
+
+def _load(path: Path, contract: Any) -> tuple[Any, int]:
+    """Read a batch; CSV timestamps parsed and tz-aware ones made naive UTC (as the store keeps them).
+
+    A timestamp that cannot be parsed becomes null, which the not-null expectation reports.
+    Returns the frame and the number of CSV lines that could not be split into fields.
+    """
+    import pandas as pd
+
+    from driftline.io import read_table
+
+    table = read_table(path)
+    frame = table.frame
+    ts = contract.timestamp
+    if ts in frame.columns:
+        col = frame[ts]
+        if not pd.api.types.is_datetime64_any_dtype(col):
+            col = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+        if getattr(col.dt, "tz", None) is not None:
+            col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+        frame[ts] = col
+    return frame, len(table.bad_lines)
+
+
+def _example_text(examples: list[Any]) -> str:
+    return ", ".join(repr(x) for x in examples[:3])
+
+
+def validate_cmd(
+    file: Path = typer.Argument(..., help="Parquet or CSV batch (predictions-log columns)."),
+    contract: Path | None = typer.Option(None, "--contract", help="Feature contract (default: from settings)."),
+    profile: Path | None = typer.Option(
+        None, "--profile", help="Reference profile JSON: adds quantile checks against it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    docs: Path | None = typer.Option(None, "--docs", help="Build GX Data Docs (HTML) into this folder."),
+    min_rows: int = typer.Option(1, "--min-rows", min=0, help="Fail the batch below this many rows."),
+    tolerance: float = typer.Option(
+        DEFAULT_TOLERANCE, "--tolerance", min=0.0, help="Distribution bounds, in reference spreads."
+    ),
+) -> None:
+    """Validate a batch with the GX suite the contract implies; exit 0 pass, 1 fail, 2 unusable input."""
+    from driftline.validation import validate_frame
+
+    c = contract_for(contract)
+    ref = None
+    if profile is not None:
+        from driftline.drift.profile import Profile
+
+        ref = Profile.load(profile)
+        ref.check_contract(c)
+    frame, bad_lines = _load(file, c)
+    result = validate_frame(frame, c, ref, docs_dir=docs, min_rows=min_rows, tolerance=tolerance)
+    ok = result.success and bad_lines == 0
+    payload = {"file": str(file), **result.to_dict(), "bad_lines": bad_lines}
+    payload["success"] = ok
+    if as_json:
+        emit_json(payload)
+        raise typer.Exit(0 if ok else 1)
+    st = result.statistics
+    typer.echo(
+        f"{'PASS' if ok else 'FAIL'} {file}: {result.rows:,} rows, "
+        f"{st['successful_expectations']}/{st['evaluated_expectations']} expectations met"
+    )
+    if bad_lines:
+        typer.echo(f"  {bad_lines} CSV line(s) could not be parsed and were not validated")
+    if result.batch_error:
+        typer.echo(f"  batch unusable: {result.batch_error}")
+    for e in result.failed:
+        where = f"({e.column})" if e.column else ""
+        if e.error:
+            detail = e.error
+        elif e.unexpected_count is not None:
+            detail = f"{e.unexpected_count:,} unexpected" + (
+                f", e.g. {_example_text(e.examples)}" if e.examples else ""
+            )
+        else:
+            detail = f"observed {e.observed}"
+        typer.echo(f"  x {e.name}{where} [{e.level}]: {detail}")
+    if result.docs_index is not None:
+        typer.echo(f"  data docs: {result.docs_page or result.docs_index}")
+    raise typer.Exit(0 if ok else 1)
+
+
+def skew_cmd(
+    training: Path = typer.Option(..., "--training", help="Training-side features (Parquet or CSV)."),
+    serving: Path = typer.Option(..., "--serving", help="Serving-side features, e.g. the predictions log."),
+    contract: Path | None = typer.Option(None, "--contract", help="Feature contract (default: from settings)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Also write the report as Markdown here."),
+) -> None:
+    """Find training-serving skew; exit 1 when it would block promotion (key feature, medium/high)."""
+    from driftline.errors import InputError
+    from driftline.validation import promotion_gate, skew_check
+
+    c = contract_for(contract)
+    frames = {}
+    for side, path in (("training", training), ("serving", serving)):
+        frame, _ = _load(path, c)
+        if frame.empty:
+            raise InputError(f"{path}: no rows ({side} side)")
+        frames[side] = frame
+    report = skew_check(frames["training"], frames["serving"], c)
+    gate = promotion_gate(None, report, c)
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(report.to_markdown())
+    if as_json:
+        emit_json({**report.to_dict(), "blocks_promotion": gate.blocked, "reasons": gate.reasons})
+    else:
+        typer.echo(report.to_markdown().rstrip("\n"))
+        if gate.blocked:
+            typer.echo("\nblocks promotion: " + "; ".join(gate.reasons))
+    raise typer.Exit(1 if gate.blocked else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``validate`` and ``skew`` to the app."""
+    app.command("validate")(validate_cmd)
+    app.command("skew")(skew_cmd)
