@@ -29,11 +29,12 @@ def _rows(n: int, seed: int = 0, prefix: str = "r") -> pd.DataFrame:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-cursor", "postgres", "postgres-cursor"])
 def store(request, tmp_path, tiny_contract):
-    if request.param == "sqlite":
+    fast = not request.param.endswith("-cursor")  # the ADBC columnar read, or the DBAPI cursor
+    if request.param.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'store.db'}"
-        s = Store(url, tiny_contract).create()
+        s = Store(url, tiny_contract, fast_read=fast).create()
         yield s
         s.dispose()
         return
@@ -45,7 +46,7 @@ def store(request, tmp_path, tiny_contract):
     with admin.connect() as c:
         c.exec_driver_sql(f"CREATE DATABASE {schema_db}")
     url = base.rsplit("/", 1)[0] + "/" + schema_db
-    s = Store(url, tiny_contract).create()
+    s = Store(url, tiny_contract, fast_read=fast).create()
     yield s
     s.dispose()
     with admin.connect() as c:
