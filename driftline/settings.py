@@ -54,12 +54,16 @@ class DriftSettings(_Section):
     segment_min_rows: int = Field(default=200, ge=1)
     cooldown_hours: float = Field(default=24.0, ge=0)
     small_sample_alert_quantile: float = Field(
-        default=0.995,
+        default=0.999,
         gt=0,
         lt=1,
-        description="Unchanged data reaches the effective alert band in at most 1 - this share of windows.",
+        description="Unchanged data reaches a feature's effective alert band in at most 1 - this share of windows.",
     )
-    band_draws: int = Field(default=2000, ge=100, description="Monte Carlo draws for the sample-size-aware PSI band.")
+    adaptive_bands: bool = Field(
+        default=True,
+        description="Raise PSI bands of small windows to what unchanged data of that size reaches; false: fixed.",
+    )
+    band_draws: int = Field(default=4000, ge=100, description="Monte Carlo draws for the sample-size-aware PSI band.")
     band_seed: int = Field(default=0, description="Seed of the Monte Carlo band draws (results are reproducible).")
     segments_investigate: bool = Field(
         default=False, description="A segment with a feature at alert makes the trigger policy say 'investigate'."

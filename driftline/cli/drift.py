@@ -1,0 +1,187 @@
+"""``driftline drift`` and ``driftline profile``: drift of a window against a reference or stored profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from driftline.cli import _common
+
+_RANK = {"none": 0, "investigate": 1, "retrain": 2}
+DECISION_EXIT = 3
+
+
+def _read(path: Path, what: str) -> Any:
+    from driftline.io import read_table
+
+    table = read_table(path)
+    if table.bad_lines:
+        typer.echo(
+            f"warning: {path}: skipped {len(table.bad_lines)} malformed line(s) "
+            f"(first: line {table.bad_lines[0].line})",
+            err=True,
+        )
+    if len(table.frame) == 0:
+        raise _input_error(f"{path}: {what} file has no rows")
+    return table.frame
+
+
+def _input_error(message: str) -> Exception:
+    from driftline.errors import InputError
+
+    return InputError(message)
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _print_table(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colors = {"alert": "red", "warn": "yellow", "stable": "green", "insufficient_data": "grey50"}
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # piped output: keep feature names whole
+    table = Table(
+        title=f"drift · {report.contract_name} · reference {report.n_reference:,} rows · "
+        f"current {report.n_current:,} rows"
+    )
+    for col in ("feature", "PSI", "KL", "JS", "warn/alert", "p", "missing", "unseen/out of range", "severity"):
+        table.add_column(col, justify="left" if col == "feature" else "right", no_wrap=col == "feature")
+    rows = report.by_severity()
+    if report.score is not None:
+        rows = [*rows, report.score]
+    for f in rows:
+        name = f.name + (" (key)" if f.key else "") + (" (score)" if f is report.score else "")
+        unseen = f.unseen_share if f.unseen_share is not None else f.out_of_range_share
+        table.add_row(
+            name,
+            f"{f.psi:.4f}",
+            f"{f.kl:.4f}",
+            f"{f.js:.4f}",
+            f"{f.band.warn:.3f}/{f.band.alert:.3f}",
+            "–" if f.p_value is None else f"{f.p_value:.3g}",
+            "–" if f.missing_share is None else f"{f.missing_share:.1%}",
+            "–" if unseen is None else f"{unseen:.1%}",
+            f"[{colors.get(f.severity, 'white')}]{f.severity}[/]",
+        )
+    console.print(table)
+    d = report.decision
+    console.print(f"decision: [bold]{d.action}[/]")
+    for r in d.reasons:
+        console.print(f"  - {r}", markup=False, highlight=False)
+
+
+def drift_command(
+    current: Path = typer.Option(..., "--current", help="Current window: a Parquet or CSV file."),
+    reference: Path | None = typer.Option(None, "--reference", help="Reference data (Parquet or CSV) to fit on."),
+    profile: Path | None = typer.Option(
+        None, "--profile", help="A saved reference profile (from 'driftline profile')."
+    ),
+    contract: Path | None = typer.Option(None, "--contract", help="Feature contract YAML (default: from settings)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML report here."),
+    feature: list[str] | None = typer.Option(None, "--feature", "-f", help="Only these features (repeatable)."),
+    score_column: str | None = typer.Option(None, "--score-column", help="Model score column in the reference."),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="Label column (default: the contract's target, when present)."
+    ),
+    threshold: float | None = typer.Option(None, "--threshold", help="Deployed decision threshold on the score."),
+    batch_size: int = typer.Option(262_144, "--batch-size", min=1, help="Rows per chunk when streaming Parquet."),
+    fail_on: str = typer.Option(
+        "none", "--fail-on", help=f"Exit {DECISION_EXIT} when the decision is at least this: none|investigate|retrain."
+    ),
+) -> None:
+    """Measure drift of a window (PSI, KL, JS per feature) and apply the trigger policy."""
+    from driftline.drift import Profile, compare, compare_parquet, fit_profile, render_html
+    from driftline.errors import InputError
+
+    if (reference is None) == (profile is None):
+        raise InputError("give exactly one of --reference FILE or --profile PATH")
+    if fail_on not in _RANK:
+        raise InputError(f"--fail-on must be one of none, investigate, retrain (got {fail_on!r})")
+    s = _common.settings()
+    if reference is not None:
+        con = _common.contract_for(contract, s)
+        ref = _read(reference, "reference")
+        label = label_column
+        if label is None and con.target.name in ref.columns:
+            label = con.target.name
+        thr = threshold if threshold is not None else s.training.threshold
+        prof = fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(reference))
+        del ref
+    else:
+        assert profile is not None
+        prof = Profile.load(profile)
+        con = _common.contract_for(contract, s) if (contract is not None or s.contract is not None) else None
+        if con is not None:
+            prof.check_contract(con)
+    features = list(feature) if feature else None
+    if _is_parquet(current):
+        if not current.exists():
+            raise InputError(f"{current}: file not found")
+        report = compare_parquet(prof, current, s.drift, batch_size, con, features=features)
+    else:
+        frame = _read(current, "current")
+        report = compare(prof, frame, s.drift, con, features=features, source=str(current))
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(report))
+        typer.echo(f"wrote HTML report to {html}", err=True)
+    if json_out:
+        _common.emit_json(report.to_dict())
+    else:
+        _print_table(report)
+    if fail_on != "none" and _RANK[report.decision.action] >= _RANK[fail_on]:
+        raise typer.Exit(DECISION_EXIT)
+
+
+def profile_command(
+    file: Path = typer.Argument(..., help="Reference data: a Parquet or CSV file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the profile JSON."),
+    contract: Path | None = typer.Option(None, "--contract", help="Feature contract YAML (default: from settings)."),
+    score_column: str | None = typer.Option(None, "--score-column", help="Model score column to profile."),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="Label column (default: the contract's target, when present)."
+    ),
+    threshold: float | None = typer.Option(None, "--threshold", help="Deployed decision threshold on the score."),
+    json_out: bool = typer.Option(False, "--json", help="Print a summary as JSON."),
+) -> None:
+    """Fit a reference profile (bins, vocabularies, counts) and save it as versioned JSON."""
+    from driftline.drift import fit_profile
+
+    s = _common.settings()
+    con = _common.contract_for(contract, s)
+    ref = _read(file, "reference")
+    label = label_column
+    if label is None and con.target.name in ref.columns:
+        label = con.target.name
+    thr = threshold if threshold is not None else s.training.threshold
+    prof = fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(file))
+    prof.save(out)
+    summary = {
+        "profile": str(out),
+        "contract": prof.contract_name,
+        "fingerprint": prof.contract_fingerprint,
+        "rows": prof.n_rows,
+        "features": len(prof.features),
+        "score": prof.score.column if prof.score else None,
+        "label": prof.label.column if prof.label else None,
+        "segments": len(prof.segments.values) if prof.segments else 0,
+    }
+    if json_out:
+        _common.emit_json(summary)
+    else:
+        typer.echo(
+            f"profiled {prof.n_rows:,} rows, {len(prof.features)} features of contract {prof.contract_name!r} -> {out}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``drift`` and ``profile`` to the app."""
+    app.command("drift")(drift_command)
+    app.command("profile")(profile_command)

@@ -1,0 +1,89 @@
+"""Trigger policy: each rule, its threshold and the reason it gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftline.drift import Decision, DriftReport, FeatureDrift, decide
+from driftline.drift.bands import Band
+from driftline.settings import DriftSettings
+
+S = DriftSettings()
+
+
+def feat(name: str, psi: float, *, key: bool = False, n: int = 5000) -> FeatureDrift:
+    band = Band(0.1, 0.25, 0.1, 0.25, "configured")
+    sev = "insufficient_data" if n < 100 else "stable" if psi < 0.1 else "alert" if psi > 0.25 else "warn"
+    return FeatureDrift(
+        name, "numeric", psi, psi / 2, 0.1, sev, band, "ks", 0.1, 0.5, 5000, n, 0.0, None, 0.0, {}, [], [], [], key
+    )
+
+
+def report(*features: FeatureDrift, score: FeatureDrift | None = None) -> DriftReport:
+    n = features[0].n_current if features else 5000
+    return DriftReport("c", "fp", 5000, n, {f.name: f for f in features}, S, score=score)
+
+
+def perf(metric: str, ref: float, cur: float) -> dict:
+    return {
+        "change": {metric: {"reference": ref, "current": cur, "absolute": cur - ref, "relative": (cur - ref) / ref}}
+    }
+
+
+def test_stable_is_none() -> None:
+    d = decide(report(feat("a", 0.01), feat("b", 0.05)), S)
+    assert d == Decision("none", ["no feature, score or metric crossed a threshold"])
+
+
+def test_key_feature_at_alert_retrains_non_key_investigates() -> None:
+    d = decide(report(feat("a", 0.4, key=True), feat("b", 0.01)), S)
+    assert d.action == "retrain"
+    assert d.reasons[0] == "key feature 'a' at alert (PSI 0.400 > alert threshold 0.250)"
+    d = decide(report(feat("a", 0.4), feat("b", 0.01)), S)
+    assert d.action == "investigate"
+    assert d.reasons == ["feature 'a' at alert (PSI 0.400 > alert threshold 0.250)"]
+
+
+def test_three_features_at_warn_retrain() -> None:
+    two = report(feat("a", 0.12), feat("b", 0.11), feat("c", 0.01))
+    assert decide(two, S).action == "investigate"
+    three = report(feat("a", 0.12), feat("b", 0.11), feat("c", 0.2))
+    d = decide(three, S)
+    assert d.action == "retrain"
+    assert d.reasons[0].startswith("3 features at warn or above (retrain at ≥ 3): 'c' (0.200), 'a' (0.120)")
+    assert decide(three, DriftSettings(warn_features_for_retrain=4)).action == "investigate"
+
+
+def test_score_alert_retrains_score_warn_investigates() -> None:
+    assert decide(report(feat("a", 0.0), score=feat("score", 0.3)), S).action == "retrain"
+    d = decide(report(feat("a", 0.0), score=feat("score", 0.15)), S)
+    assert d.action == "investigate" and d.reasons[0].startswith("model score 'score' at warn")
+
+
+@pytest.mark.parametrize(
+    ("cur", "action"),
+    [(0.50, "none"), (0.486, "none"), (0.485, "investigate"), (0.451, "investigate"), (0.45, "retrain")],
+)
+def test_metric_drop_bands(cur: float, action: str) -> None:
+    # reference AP 0.5: a 3% relative drop is 0.485, a 10% drop is 0.45
+    d = decide(report(feat("a", 0.0)), S, performance=perf("average_precision", 0.5, cur))
+    assert d.action == action
+
+
+def test_metric_reason_names_metric_and_values() -> None:
+    d = decide(report(feat("a", 0.0)), S, performance=perf("roc_auc", 0.8, 0.6), primary_metric="roc_auc")
+    assert d.action == "retrain"
+    assert d.reasons == ["roc_auc dropped 25.0% relative (0.8000 → 0.6000); retrain at ≥ 10%"]
+
+
+def test_insufficient_data_never_triggers() -> None:
+    d = decide(report(feat("a", 3.0, key=True, n=50)), S)
+    assert d.action == "none" and d.reasons[0].startswith("insufficient data: the window has 50 rows")
+
+
+def test_segments_investigate_is_opt_in() -> None:
+    r = report(feat("a", 0.0))
+    r.segments = {"column": "country", "values": {"US": {"features": {"a": {"severity": "alert"}}}}}
+    assert decide(r, S).action == "none"
+    d = decide(r, DriftSettings(segments_investigate=True))
+    assert d == Decision("investigate", ["segment country=US has feature(s) at alert: a"])
