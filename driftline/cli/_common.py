@@ -59,6 +59,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """Click's exception classes: Typer ≥ 0.29 bundles its own copy of click."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(module, fromlist=["ClickException"]).ClickException)
+        except ImportError:
+            continue
+    return tuple(found)
+
+
 def run(app: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the app, turning DriftlineError into one line and its exit code."""
     try:
@@ -75,9 +86,7 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as e:  # click usage errors and anything unexpected: still one line
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        if isinstance(e, _click_exceptions()):
             e.show()
             return e.exit_code
         typer.echo(f"error: {type(e).__name__}: {e}", err=True)
