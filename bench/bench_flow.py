@@ -1,0 +1,138 @@
+"""The weekly flow over a window of ~1M logged rows, and Prefect's share of its time.
+
+Runs the same steps twice on identical, separate state: once as plain function calls
+(driftline.weekly, no Prefect) and once as the Prefect flow (after a warm-up flow run, so the
+one-time start of Prefect's ephemeral server is excluded). Prints both and the overhead ratio.
+
+    .venv/bin/python bench/bench_flow.py [--users 118000] [--weeks 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def make_home(root: Path, name: str, template: Path) -> Path:
+    """A copy of the filled store with its own MLflow state and settings file."""
+    home = root / name
+    home.mkdir()
+    shutil.copy(template / "store.db", home / "store.db")
+    cfg = yaml.safe_load((template / "driftline.yaml").read_text())
+    cfg["home"] = str(home)
+    (home / "driftline.yaml").write_text(yaml.safe_dump(cfg))
+    return home / "driftline.yaml"
+
+
+def plain(config: Path, as_of: pd.Timestamp) -> dict:
+    """The flow's steps as plain calls, in the flow's order."""
+    from driftline import weekly
+    from driftline.contract import load_contract
+    from driftline.registry import ModelRegistry
+    from driftline.settings import load_settings
+    from driftline.store import Store
+
+    s = load_settings(config)
+    s.ensure_home()
+    c = load_contract(s.contract)
+    store = Store.from_settings(s, c).create()
+    reg = ModelRegistry.from_settings(s)
+    window = weekly.load_window(store, c, s, as_of)
+    champion = weekly.load_champion(reg, c)
+    rng = np.random.default_rng([s.training.seed, int(window.as_of.timestamp())])
+    data = weekly.build_datasets(window, c, s, rng, s.home / "test_sets", weekly.known_vocabulary(champion, c))
+    check = weekly.check_data(data, window.recent, c, champion)
+    assessment = weekly.assess_drift(window.recent, data, c, s, champion, "schedule", False)
+    bt = weekly.run_backtest(window, c, s)
+    cand = weekly.train_candidate(data, c, s)
+    gates = weekly.judge_candidate(cand, assessment.champion_metrics, bt, s, check)
+    code = weekly.code_version()
+    from driftline.drift import render_html
+
+    reg_ = weekly.register_candidate(
+        reg, candidate=cand, datasets=data, window=window, contract=c, settings=s, assessment=assessment,
+        gates=gates, check=check, backtest=bt, champion=champion,
+        key=weekly.idempotency_key(window.as_of, data, code, assessment.trigger or "manual"), code=code,
+        actor="bench", drift_html=render_html(assessment.report) if assessment.report is not None else None,
+    )  # fmt: skip
+    return weekly.run_summary(
+        model_name=s.model_name, window=window, datasets=data, check=check, assessment=assessment,
+        candidate=cand, gates=gates, registration=reg_, backtest=bt,
+    )  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=118_000)
+    ap.add_argument("--weeks", type=int, default=10)
+    args = ap.parse_args()
+    from driftline.simulate import simulate
+    from driftline.store import Store
+
+    root = Path(tempfile.mkdtemp(prefix="bench-flow-"))
+    try:
+        template = root / "template"
+        template.mkdir()
+        sim = simulate(weeks=args.weeks, users=args.users, scenarios="stable", seed=0)
+        contract = sim.contract.save(template / "contract.yaml")
+        cfg = {
+            "home": str(template),
+            "contract": str(contract),
+            "model_name": "bench",
+            "windows": {"train_weeks": 4, "test_weeks": 1, "label_delay_days": 7, "backtest_folds": 2},
+        }
+        (template / "driftline.yaml").write_text(yaml.safe_dump(cfg))
+        store = Store(f"sqlite:///{template / 'store.db'}", sim.contract).create()
+        store.append_predictions(sim.traffic)
+        store.append_outcomes(sim.outcomes)
+        store.dispose()
+        as_of = pd.Timestamp(sim.meta["start"]) + pd.Timedelta(weeks=args.weeks, hours=3)
+        window_rows = len(sim.traffic)
+        print(f"logged rows in the store: {window_rows:,}; as_of {as_of}")
+
+        cfg_plain = make_home(root, "plain", template)
+        t = time.perf_counter()
+        s_plain = plain(cfg_plain, as_of)
+        t_plain = time.perf_counter() - t
+
+        from prefect import flow
+
+        from flows.refresh_and_retrain import refresh_and_retrain
+
+        @flow
+        def warm_up() -> int:
+            return 1
+
+        t = time.perf_counter()
+        warm_up()
+        t_start = time.perf_counter() - t
+        cfg_flow = make_home(root, "flow", template)
+        t = time.perf_counter()
+        s_flow = refresh_and_retrain(as_of=as_of.to_pydatetime(), config=str(cfg_flow))
+        t_flow = time.perf_counter() - t
+
+        assert s_plain["action"] == s_flow["action"], (s_plain["action"], s_flow["action"])
+        print(f"{'what':52s} {'s':>7s}")
+        print(f"{'Prefect ephemeral server start (excluded)':52s} {t_start:7.1f}")
+        print(f"{'plain function calls (no Prefect)':52s} {t_plain:7.1f}")
+        print(f"{'refresh-and-retrain flow (Prefect)':52s} {t_flow:7.1f}")
+        print(f"Prefect overhead: {(t_flow / t_plain - 1) * 100:+.1f}% (flow/plain = {t_flow / t_plain:.3f})")
+        print(f"train rows {s_flow['datasets']['train_rows']:,}, test rows {s_flow['datasets']['test_rows']:,}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

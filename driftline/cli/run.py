@@ -1,0 +1,96 @@
+"""Commands that start flows: ``driftline run <flow>`` and ``driftline demo``.
+
+This is the one module of the library allowed to import Prefect flows (lazily, inside the
+commands), so the rest of ``driftline`` stays usable without an orchestrator.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from driftline.cli._common import STATE, emit_json
+
+FLOWS = ("refresh-and-retrain", "drift-monitor")
+
+
+def _quiet_prefect() -> None:
+    """Keep Prefect's per-task log lines out of the terminal unless the user asked for them."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def _state_summary(state: Any) -> tuple[bool, dict[str, Any] | None, str]:
+    """(failed?, summary dict, message) from a flow's final state."""
+    message = state.message or ""
+    data = None
+    try:
+        data = state.result(raise_on_failure=False)
+    except Exception:  # the result of a crashed run may not be retrievable
+        data = None
+    if isinstance(data, BaseException):
+        message = message or f"{type(data).__name__}: {data}"
+        data = None
+    if data is not None and not isinstance(data, dict):
+        data = None
+    return state.is_failed() or state.is_crashed(), data, message
+
+
+def run_cmd(
+    flow_name: str = typer.Argument(..., help="refresh-and-retrain or drift-monitor."),
+    as_of: datetime | None = typer.Option(None, "--as-of", help="Run as if it were this time (default: now)."),
+    trigger: str = typer.Option("manual", help="schedule, drift, performance, manual (refresh-and-retrain)."),
+    force_retrain: bool = typer.Option(False, "--force-retrain", help="Retrain even when no trigger fires."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Run a flow once, now, on the local Prefect API (or the server in PREFECT_API_URL)."""
+    if flow_name not in FLOWS:
+        from driftline.errors import InputError
+
+        raise InputError(f"unknown flow {flow_name!r}; choose one of: {', '.join(FLOWS)}")
+    _quiet_prefect()
+    config = str(STATE.config) if STATE.config else None
+    if flow_name == "refresh-and-retrain":
+        from flows.refresh_and_retrain import refresh_and_retrain
+
+        state = refresh_and_retrain(
+            as_of=as_of, trigger=trigger, force_retrain=force_retrain, config=config, return_state=True
+        )
+    else:
+        from flows.drift_monitor import drift_monitor
+
+        state = drift_monitor(as_of=as_of, config=config, return_state=True)
+    failed, summary, message = _state_summary(state)
+    if as_json:
+        emit_json({"state": state.type.value, "message": message, "summary": summary})
+    else:
+        typer.echo(f"{flow_name}: {state.type.value.lower()} — {message or (summary or {}).get('action', '')}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def demo_cmd(
+    workdir: Path | None = typer.Option(None, "--workdir", help="Keep all demo state here (default: .driftline/)."),
+    weeks: int = typer.Option(16, min=8, help="Weeks of simulated traffic."),
+    users: int = typer.Option(4000, min=500, help="Simulated users."),
+    first_week: int = typer.Option(4, min=3, help="First week the weekly flow runs."),
+    seed: int = typer.Option(7, help="Seed of the simulation."),
+) -> None:
+    """Simulate a churn model's quarter, run the weekly flow week by week, and show the versions."""
+    _quiet_prefect()
+    from driftline.cli.demo import run_demo
+
+    run_demo(workdir=workdir, weeks=weeks, users=users, first_week=first_week, seed=seed)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the flow commands to the app."""
+    app.command("run")(run_cmd)
+    app.command("demo")(demo_cmd)

@@ -1,0 +1,719 @@
+"""The steps of the weekly refresh-and-retrain job, as plain functions.
+
+``flows/refresh_and_retrain.py`` wires these through thin Prefect tasks; the same steps run
+without Prefect (``bench/bench_flow.py`` compares the two). Each step takes what the previous
+one returned and the settings, and returns a small dataclass the flow can branch on.
+
+Order and reasons:
+
+1. :func:`load_window` — labelled rows for the test window, the training window and the
+   backtest folds (label delay honoured), plus the most recent production window.
+2. :func:`build_datasets` — temporal split, then a production-mirror sample of the test
+   window ("test sets age like production data"), versioned by content hash.
+3. :func:`check_data` — GX suites on training, test and recent data, and the
+   training–serving skew check against the champion's training sample; blocks the run
+   before any training when either fails.
+4. :func:`assess_drift` — the recent window against the champion's reference profile and
+   the champion's metrics on the refreshed test set; the trigger policy decides.
+5. :func:`train_candidate` and :func:`judge_candidate` — fit, evaluate on the same test set
+   as the champion, backtest over rolling folds, and run the promotion gates.
+6. :func:`register_candidate` — one MLflow run and model version with lineage tags; aliases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftline.contract import Contract
+from driftline.errors import DriftlineError
+from driftline.settings import Settings
+
+TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")
+SCORE = "score"
+
+
+# -- helpers ------------------------------------------------------------------------------
+def code_version(root: Path | None = None) -> str:
+    """The git commit of the running code, or the package version outside a checkout."""
+    here = root or Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import version
+
+    return f"driftline-{version('driftline')}"
+
+
+def as_timestamp(as_of: Any) -> pd.Timestamp:
+    """A tz-naive UTC timestamp from a date, datetime or ISO string."""
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+# -- 1. load --------------------------------------------------------------------------------
+@dataclass
+class Window:
+    """What the store holds for one run: labelled rows and the recent production window."""
+
+    as_of: pd.Timestamp
+    split: Any  # driftline.splits.TemporalSplit
+    folds: list[Any]
+    labelled: pd.DataFrame
+    recent: pd.DataFrame
+    label_stats: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "split": self.split.to_dict(),
+            "labelled_rows": len(self.labelled),
+            "recent_rows": len(self.recent),
+            "labels": self.label_stats,
+        }
+
+
+def load_window(store: Any, contract: Contract, settings: Settings, as_of: Any) -> Window:
+    """Read the predictions and outcomes one run needs, joining labels that have arrived."""
+    from driftline.labels import join_labels_with_stats
+    from driftline.splits import backtest_folds, temporal_split
+
+    w = settings.windows
+    t = as_timestamp(as_of)
+    split = temporal_split(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.week_start)
+    folds = backtest_folds(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
+    earliest = min([split.train_start, *(f.train_start for f in folds)])
+    recent_start = t - pd.Timedelta(days=w.recent_days)
+    predictions = store.read_predictions(min(earliest, recent_start), t)
+    outcomes = store.read_outcomes(earliest, t + pd.Timedelta(microseconds=1))
+    labelled, stats = join_labels_with_stats(
+        predictions[predictions[contract.timestamp] < split.test_end], outcomes, contract, t, w.label_delay_days
+    )
+    recent = predictions[predictions[contract.timestamp] >= recent_start].reset_index(drop=True)
+    return Window(t, split, folds, labelled, recent, stats.to_dict())
+
+
+# -- 2. datasets ----------------------------------------------------------------------------
+@dataclass
+class Datasets:
+    """The training frame and the refreshed test set, with their content hashes."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    test_manifest: dict[str, Any]
+    test_hash: str
+    train_hash: str
+    test_path: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "train_rows": len(self.train),
+            "test_rows": len(self.test),
+            "train_hash": self.train_hash,
+            "test_hash": self.test_hash,
+            "test_path": str(self.test_path) if self.test_path else None,
+        }
+
+
+def build_datasets(
+    window: Window,
+    contract: Contract,
+    settings: Settings,
+    rng: np.random.Generator,
+    out_dir: Path | None = None,
+    known_vocab: dict[str, set[str]] | None = None,
+) -> Datasets:
+    """Temporal split and a refreshed, long-tail-aware test sample, written as Parquet."""
+    from driftline.sampling import content_hash, refresh_test_set
+    from driftline.splits import apply_split
+
+    train, pool = apply_split(window.labelled, window.split, contract)
+    if len(pool) == 0:
+        raise DriftlineError(
+            f"no labelled rows in the test window {window.split.test_start:%Y-%m-%d}..{window.split.test_end:%Y-%m-%d}"
+            " (has traffic been ingested, and have outcomes arrived?)"
+        )
+    s = settings.sampling
+    sample = refresh_test_set(
+        pool,
+        contract,
+        s.test_size,
+        rng,
+        tail_cap=s.tail_cap,
+        rare_share=s.rare_share,
+        extreme_quantile=s.extreme_quantile,
+        known_vocab=known_vocab,
+    )
+    path = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"test-{sample.content_hash[:16]}.parquet"
+        sample.frame.to_parquet(path, index=False)
+    return Datasets(
+        train=train,
+        test=sample.frame,
+        test_manifest=sample.manifest,
+        test_hash=sample.content_hash,
+        train_hash=content_hash(train, sort_by=contract.request_id) if len(train) else "empty",
+        test_path=path,
+    )
+
+
+# -- champion -------------------------------------------------------------------------------
+@dataclass
+class Champion:
+    """The serving model and what it was registered with."""
+
+    version: str
+    pipeline: Any
+    profile: Any  # driftline.drift.Profile | None
+    training_sample: pd.DataFrame | None
+    test_metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def load_champion(registry: Any, contract: Contract) -> Champion | None:
+    """The champion's model, reference profile and training sample, or None before the first."""
+    from driftline.drift import Profile
+
+    info = registry.champion()
+    if info is None:
+        return None
+    pipeline = registry.load("champion")
+    profile = None
+    sample = None
+    try:
+        profile = Profile.load(registry.download_artifact(info.version, "reference_profile.json"))
+    except (DriftlineError, OSError):
+        profile = None
+    try:
+        sample = pd.read_parquet(registry.download_artifact(info.version, "training_sample.parquet"))
+    except (DriftlineError, OSError):
+        sample = None
+    metrics = {k.removeprefix("test."): v for k, v in (info.metrics or {}).items() if k.startswith("test.")}
+    return Champion(info.version, pipeline, profile, sample, metrics, dict(info.tags))
+
+
+def profile_for(champion: Champion | None, contract: Contract) -> Any:
+    """The champion's reference profile when it was fitted for this contract, else None.
+
+    After a contract change the old profile's bins and vocabularies no longer describe the
+    columns, so drift and distribution checks are skipped (and say so) until the next version.
+    """
+    if champion is None or champion.profile is None:
+        return None
+    try:
+        champion.profile.check_contract(contract)
+    except DriftlineError:
+        return None
+    return champion.profile
+
+
+# -- 3. validation and skew ---------------------------------------------------------------
+@dataclass
+class DataCheck:
+    """Validation results per dataset, the skew report and the gate's verdict."""
+
+    validation: dict[str, dict[str, Any]]
+    skew: dict[str, Any] | None
+    skew_markdown: str
+    blocked: bool
+    reasons: list[str]
+    skew_reasons: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "validation": {k: v.get("success") for k, v in self.validation.items()},
+            "skew_findings": len((self.skew or {}).get("findings", [])),
+            "blocked": self.blocked,
+            "reasons": self.reasons,
+        }
+
+
+def check_data(
+    datasets: Datasets,
+    recent: pd.DataFrame,
+    contract: Contract,
+    champion: Champion | None,
+    docs_dir: Path | None = None,
+) -> DataCheck:
+    """GX suites on train/test/recent, skew of recent serving data against the champion's training data."""
+    from driftline.validation import promotion_gate, skew_check, validate_frame
+
+    profile = profile_for(champion, contract)
+    results: dict[str, Any] = {}
+    for name, frame in (("train", datasets.train), ("test", datasets.test), ("recent", recent)):
+        if len(frame) == 0:
+            continue
+        results[name] = validate_frame(frame, contract, profile=profile if name == "recent" else None)
+    skew = None
+    if champion is not None and champion.training_sample is not None and len(recent):
+        skew = skew_check(champion.training_sample, recent, contract)
+    reasons: list[str] = []
+    blocked = False
+    skew_reasons: list[str] = []
+    for name, result in results.items():
+        gate = promotion_gate(result, None, contract)
+        if gate.blocked:
+            blocked = True
+            reasons += [f"{name} data: {r}" for r in gate.reasons]
+    if skew is not None:
+        gate = promotion_gate(None, skew, contract)
+        if gate.blocked:
+            blocked = True
+            skew_reasons = list(gate.reasons)
+            reasons += [f"skew: {r}" for r in gate.reasons]
+    return DataCheck(
+        validation={k: v.to_dict() for k, v in results.items()},
+        skew=skew.to_dict() if skew is not None else None,
+        skew_markdown=skew.to_markdown() if skew is not None else "",
+        blocked=blocked,
+        reasons=reasons,
+        skew_reasons=skew_reasons,
+    )
+
+
+# -- 4. drift -------------------------------------------------------------------------------
+@dataclass
+class DriftAssessment:
+    """Drift of the recent window, the champion on the refreshed test set, and the decision."""
+
+    action: str  # none | investigate | retrain
+    trigger: str | None  # why a retrain happens, one of TRIGGERS
+    reasons: list[str]
+    report: Any = None  # driftline.drift.DriftReport
+    champion_metrics: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        flagged = {}
+        if self.report is not None:
+            flagged = {
+                f.name: {"psi": round(f.psi, 4), "severity": f.severity}
+                for f in self.report.by_severity()
+                if f.severity in ("warn", "alert")
+            }
+        return {"action": self.action, "trigger": self.trigger, "reasons": self.reasons, "flagged": flagged}
+
+
+def assess_drift(
+    recent: pd.DataFrame,
+    datasets: Datasets,
+    contract: Contract,
+    settings: Settings,
+    champion: Champion | None,
+    trigger: str = "schedule",
+    force_retrain: bool = False,
+    alerted_features: list[str] | None = None,
+) -> DriftAssessment:
+    """Decide ``none | investigate | retrain`` and, for a retrain, which trigger caused it."""
+    from driftline.drift import compare, decide, performance_drift
+    from driftline.labels import binary_target
+    from driftline.training import score
+
+    if champion is None:
+        return DriftAssessment("retrain", "bootstrap", ["no champion yet: training the first version"])
+    y = binary_target(datasets.test[contract.target.name], contract)
+    threshold = settings.training.threshold
+    scores = score(champion.pipeline, datasets.test, contract)
+    reference = {k: v for k, v in champion.test_metrics.items()}
+    perf = performance_drift(reference, y, scores, threshold) if reference else None
+    champion_metrics = _metrics(y, scores, threshold)
+    report = None
+    profile = profile_for(champion, contract)
+    if profile is not None and len(recent):
+        frame = recent.copy()
+        frame[SCORE] = score(champion.pipeline, recent, contract)
+        report = compare(profile, frame, settings.drift, contract)
+        decision = decide(report, settings.drift, perf, settings.gates.primary_metric)
+        action, reasons = decision.action, list(decision.reasons)
+    else:
+        why = "no recent traffic" if len(recent) == 0 else "the champion's reference profile does not fit this contract"
+        action, reasons = "none", [f"{why}: drift not measured"]
+        if perf is not None:
+            drop = -(perf["change"].get(settings.gates.primary_metric, {}).get("relative") or 0.0)
+            if drop >= settings.drift.metric_drop_retrain:
+                action, reasons = "retrain", [f"{settings.gates.primary_metric} dropped {drop:.1%} relative"]
+    cause: str | None = None
+    if action == "retrain":
+        metric = settings.gates.primary_metric
+        cause = "performance" if any(r.startswith(metric) for r in reasons) else "drift"
+    if trigger in ("drift", "manual") and action != "retrain":
+        alerted = f" (alerted features: {', '.join(alerted_features)})" if alerted_features else ""
+        reasons = [f"run triggered by {trigger}{alerted}", *reasons]
+        action, cause = "retrain", trigger
+    elif force_retrain and action != "retrain":
+        reasons = ["forced retrain", *reasons]
+        action, cause = "retrain", "manual"
+    elif settings.training.retrain_on_schedule and trigger == "schedule" and action != "retrain":
+        reasons = ["retrain on every scheduled run", *reasons]
+        action, cause = "retrain", "schedule"
+    return DriftAssessment(action, cause, reasons, report, champion_metrics, perf)
+
+
+def _metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    from driftline.metrics import classification_metrics
+
+    return {
+        k: (_finite(v) if isinstance(v, float) else v) for k, v in classification_metrics(y, scores, threshold).items()
+    }
+
+
+# -- 5. train and judge -----------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """A trained pipeline, its metrics on the refreshed test set and its reference profile."""
+
+    model: Any  # driftline.training.TrainedModel
+    metrics: dict[str, Any]
+    profile: Any  # driftline.drift.Profile
+    test_performance: dict[str, Any]
+
+
+def train_candidate(datasets: Datasets, contract: Contract, settings: Settings) -> Candidate:
+    """Fit on the training window, score the refreshed test set, fit the reference profile."""
+    from driftline.drift import fit_profile, performance_metrics
+    from driftline.labels import binary_target
+    from driftline.training import score, train
+
+    if len(datasets.train) < settings.training.min_train_rows:
+        raise DriftlineError(
+            f"only {len(datasets.train)} labelled training rows (need ≥ {settings.training.min_train_rows}); "
+            "ingest more weeks of traffic and outcomes"
+        )
+    model = train(datasets.train, contract, settings.training)
+    y = binary_target(datasets.test[contract.target.name], contract)
+    scores = score(model.pipeline, datasets.test, contract)
+    metrics = _metrics(y, scores, settings.training.threshold)
+    reference = datasets.train.copy()
+    reference[SCORE] = score(model.pipeline, reference, contract)
+    profile = fit_profile(reference, contract, settings.drift, score_column=SCORE)
+    perf = performance_metrics(y, scores, settings.training.threshold)
+    return Candidate(model, metrics, profile, perf)
+
+
+def run_backtest(window: Window, contract: Contract, settings: Settings) -> dict[str, Any] | None:
+    """Rolling-origin backtest of the same recipe over the last k folds (mean and spread)."""
+    from driftline.metrics import backtest
+
+    if not window.folds:
+        return None
+    return backtest(window.labelled, contract, window.folds, settings.training, settings.gates.primary_metric)
+
+
+def judge_candidate(
+    candidate: Candidate,
+    champion_metrics: dict[str, Any] | None,
+    backtest: dict[str, Any] | None,
+    settings: Settings,
+    check: DataCheck,
+) -> Any:
+    """The promotion gates (driftline.gates) on the same refreshed test set."""
+    from driftline.gates import evaluate_gates
+
+    return evaluate_gates(
+        candidate.metrics,
+        champion_metrics,
+        backtest,
+        settings.gates,
+        validation_blocked=check.blocked and not check.skew_reasons,
+        skew_reasons=check.skew_reasons,
+    )
+
+
+# -- 6. register ------------------------------------------------------------------------------
+def idempotency_key(as_of: pd.Timestamp, datasets: Datasets, code: str, trigger: str) -> str:
+    """as_of + data hashes + code version: a rerun of the same run maps to the same key."""
+    raw = json.dumps([as_of.isoformat(), datasets.train_hash, datasets.test_hash, code, trigger])
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@dataclass
+class Registration:
+    """The version a run registered (or found already registered) and the aliases it moved."""
+
+    version: str
+    created: bool
+    promoted: bool
+    previous_champion: str | None
+    run_id: str
+
+
+def register_candidate(
+    registry: Any,
+    *,
+    candidate: Candidate,
+    datasets: Datasets,
+    window: Window,
+    contract: Contract,
+    settings: Settings,
+    assessment: DriftAssessment,
+    gates: Any,
+    check: DataCheck,
+    backtest: dict[str, Any] | None,
+    champion: Champion | None,
+    key: str,
+    code: str,
+    actor: str,
+    drift_html: str | None = None,
+) -> Registration:
+    """Log the run and version with lineage tags; passing candidates become challenger (and champion)."""
+    metric = settings.gates.primary_metric
+    trigger = assessment.trigger or "manual"
+    test_metrics = {f"test.{k}": float(v) for k, v in candidate.metrics.items() if _finite(v) is not None}
+    bt = {}
+    if backtest:
+        bt = {
+            f"backtest.{metric}.{s}": float(backtest[s])
+            for s in ("mean", "std")
+            if _finite(backtest.get(s)) is not None
+        }
+    tags = {
+        "trigger": trigger,
+        "as_of": window.as_of.isoformat(),
+        "train_window": f"{window.split.train_start.isoformat()}/{window.split.train_end.isoformat()}",
+        "test_window": f"{window.split.test_start.isoformat()}/{window.split.test_end.isoformat()}",
+        "train_hash": datasets.train_hash,
+        "test_hash": datasets.test_hash,
+        "contract_fingerprint": contract.fingerprint(),
+        "code_version": code,
+        "parent_version": champion.version if champion else "",
+        "primary_metric": metric,
+        f"test.{metric}": _fmt(candidate.metrics.get(metric)),
+        "champion_test_metric": _fmt((assessment.champion_metrics or {}).get(metric)),
+        "validation_status": "passed" if not check.blocked else "failed",
+        "decision": assessment.action,
+        "decision_reasons": " | ".join(assessment.reasons)[:4000],
+        "drift_summary": json.dumps(assessment.summary()["flagged"])[:4000],
+        **gates.to_tags(),
+    }
+    artifacts: dict[str, Any] = {
+        "contract.yaml": contract.to_yaml(),
+        "reference_profile.json": candidate.profile.to_json(),
+        "validation.json": {"validation": check.validation, "skew": check.skew},
+        "test_manifest.json": datasets.test_manifest,
+        "gates.json": gates.to_dict(),
+        "backtest.json": backtest or {},
+        "decision.json": assessment.summary(),
+    }
+    if drift_html:
+        artifacts["drift_report.html"] = drift_html
+    sample = datasets.train
+    if len(sample) > settings.training.training_sample_rows:
+        sample = sample.sample(n=settings.training.training_sample_rows, random_state=settings.training.seed)
+    tmp = (settings.home / "tmp").resolve()
+    tmp.mkdir(parents=True, exist_ok=True)
+    sample_path = tmp / f"training_sample-{key}.parquet"
+    sample.to_parquet(sample_path, index=False)
+    artifacts["training_sample.parquet"] = sample_path
+    from driftline.training import features_frame
+
+    params = {
+        **candidate.model.params,
+        "train_weeks": settings.windows.train_weeks,
+        "test_weeks": settings.windows.test_weeks,
+        "label_delay_days": settings.windows.label_delay_days,
+        "n_train": len(datasets.train),
+        "n_test": len(datasets.test),
+        "threshold": settings.training.threshold,
+    }
+    target = contract.target.name
+    result = registry.register_candidate(
+        pipeline=candidate.model.pipeline,
+        input_example=features_frame(datasets.test.head(5), contract),
+        params=params,
+        metrics={**test_metrics, **bt},
+        tags=tags,
+        artifacts=artifacts,
+        datasets=[(datasets.train, "training", target), (datasets.test, "testing", target)],
+        idempotency_key=key,
+        run_name=f"{trigger}-{window.as_of:%Y-%m-%d}",
+    )
+    sample_path.unlink(missing_ok=True)
+    promoted = False
+    previous = champion.version if champion else None
+    if gates.passed and result.created:
+        registry.set_alias("challenger", result.version, reason=f"passed gates ({trigger})", actor=actor)
+        if settings.gates.auto_promote:
+            registry.promote(result.version, "champion", reason=f"auto-promote after {trigger} retrain", actor=actor)
+            promoted = True
+    elif not result.created:
+        info = registry.get(result.version)
+        promoted = "champion" in info.aliases
+    return Registration(result.version, result.created, promoted, previous, result.run_id)
+
+
+def _fmt(v: Any) -> str:
+    f = _finite(v)
+    return "" if f is None else f"{f:.6f}"
+
+
+def known_vocabulary(champion: Champion | None, contract: Contract) -> dict[str, set[str]] | None:
+    """Categories the champion was trained on (from its profile), for the test set's tail."""
+    profile = profile_for(champion, contract)
+    if profile is None:
+        return {n: set(f.vocabulary) for n, f in contract.features.items() if f.vocabulary} or None
+    vocab: dict[str, set[str]] = {}
+    for name in contract.categorical:
+        fp = profile.features.get(name)
+        if fp is not None and getattr(fp, "vocabulary", None):
+            vocab[name] = set(fp.vocabulary)
+    return vocab or None
+
+
+# -- the run's story ----------------------------------------------------------------------------
+def run_summary(
+    *,
+    model_name: str,
+    window: Window | None = None,
+    datasets: Datasets | None = None,
+    check: DataCheck | None = None,
+    assessment: DriftAssessment | None = None,
+    candidate: Candidate | None = None,
+    gates: Any = None,
+    registration: Registration | None = None,
+    backtest: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One JSON-ready record of what a run saw and did (for artifacts, the CLI and the demo)."""
+    if error is not None:
+        action = "failed"
+    elif check is not None and check.blocked:
+        action = "blocked"
+    elif registration is not None:
+        if registration.promoted and registration.created:
+            action = "promoted"
+        elif registration.created:
+            action = "registered"
+        else:
+            action = "already registered"
+    elif assessment is not None:
+        action = "no retrain" if assessment.action != "retrain" else "retrain"
+    else:
+        action = "unknown"
+    out: dict[str, Any] = {"model": model_name, "action": action, "error": error}
+    if window is not None:
+        out["window"] = window.summary()
+    if datasets is not None:
+        out["datasets"] = datasets.summary()
+        out["test_manifest"] = {
+            k: datasets.test_manifest.get(k)
+            for k in ("segment_shares", "rare_segment_coverage", "tail_rows")
+            if k in datasets.test_manifest
+        }
+    if check is not None:
+        out["data_check"] = check.summary()
+        if check.skew:
+            out["skew_findings"] = check.skew.get("findings", [])
+    if assessment is not None:
+        out["drift"] = assessment.summary()
+        out["champion_metrics"] = assessment.champion_metrics
+    if candidate is not None:
+        out["candidate_metrics"] = candidate.metrics
+    if backtest is not None:
+        out["backtest"] = {k: backtest.get(k) for k in ("metric", "mean", "std", "n_folds_used")}
+    if gates is not None:
+        out["gates"] = gates.to_dict()
+    if registration is not None:
+        out["registration"] = {
+            "version": registration.version,
+            "created": registration.created,
+            "promoted": registration.promoted,
+            "previous_champion": registration.previous_champion,
+            "run_id": registration.run_id,
+        }
+    return out
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run summary as a short markdown page (the Prefect artifact)."""
+    lines = [f"# {summary['model']}: {summary['action']}", ""]
+    if summary.get("error"):
+        lines += [f"**Error:** {summary['error']}", ""]
+    w = summary.get("window")
+    if w:
+        sp = w["split"]
+        lines += [
+            "## Data window",
+            f"- as of: {w['as_of']}",
+            f"- train: {sp['train_start']} → {sp['train_end']}",
+            f"- test: {sp['test_start']} → {sp['test_end']}",
+            f"- labelled rows: {w['labelled_rows']:,}; recent rows: {w['recent_rows']:,}",
+            "",
+        ]
+    d = summary.get("datasets")
+    if d:
+        lines += [
+            "## Samples",
+            f"- training rows: {d['train_rows']:,} (hash `{d['train_hash'][:12]}`)",
+            f"- refreshed test set: {d['test_rows']:,} rows (hash `{d['test_hash'][:12]}`)",
+            "",
+        ]
+    dc = summary.get("data_check")
+    if dc:
+        lines += ["## Validation and skew", f"- blocked: {dc['blocked']}"]
+        lines += [f"- {r}" for r in dc["reasons"]]
+        lines.append("")
+    dr = summary.get("drift")
+    if dr:
+        lines += ["## Drift", f"- decision: **{dr['action']}** (trigger: {dr['trigger'] or '-'})"]
+        lines += [f"- {r}" for r in dr["reasons"]]
+        if dr["flagged"]:
+            lines += ["", "| feature | PSI | severity |", "|---|---:|---|"]
+            lines += [f"| {n} | {v['psi']:.4f} | {v['severity']} |" for n, v in dr["flagged"].items()]
+        lines.append("")
+    cand, champ = summary.get("candidate_metrics"), summary.get("champion_metrics")
+    if cand or champ:
+        lines += [
+            "## Champion vs candidate (same refreshed test set)",
+            "",
+            "| metric | champion | candidate |",
+            "|---|---:|---:|",
+        ]
+        for m in ("average_precision", "roc_auc", "precision", "recall", "f1"):
+            a = (champ or {}).get(m)
+            b = (cand or {}).get(m)
+            lines.append(f"| {m} | {_fmt(a) or '-'} | {_fmt(b) or '-'} |")
+        lines.append("")
+    g = summary.get("gates")
+    if g:
+        lines += (
+            ["## Gates", ""]
+            + [f"- {'✅' if x['passed'] else '❌'} {x['name']}: {x['detail']}" for x in g["gates"]]
+            + [""]
+        )
+    r = summary.get("registration")
+    if r:
+        lines += [
+            "## Registry",
+            f"- version {r['version']} ({'new' if r['created'] else 'already registered'});"
+            f" promoted: {r['promoted']}; previous champion: {r['previous_champion'] or '-'}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,82 @@
+"""Tasks of the daily drift monitor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from driftline import monitor
+from tasks._common import RETRIES, RETRY_DELAY_SECONDS, RunContext, transient
+
+
+@task(
+    name="measure-drift",
+    cache_policy=NO_CACHE,
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=transient,
+)
+def measure(ctx: RunContext, champion: Any, as_of: Any, days: int | None) -> monitor.MonitorResult:
+    """The last window's drift against the champion's reference profile."""
+    result = monitor.evaluate_window(ctx.store, ctx.contract, ctx.settings, champion, as_of, days)
+    get_run_logger().info(
+        "drift monitor: %s over %d rows; flagged %s", result.level, result.n_rows, list(result.flagged)
+    )
+    return result
+
+
+@task(name="write-drift-report", cache_policy=NO_CACHE)
+def write_report(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
+    """HTML report under the home's reports folder plus a markdown artifact; returns the path."""
+    from driftline.drift import render_html
+
+    lines = [
+        f"# Drift monitor: {result.level}",
+        "",
+        f"- window: {result.window_start.isoformat()} → {result.window_end.isoformat()} ({result.n_rows:,} rows)",
+        f"- champion: {result.champion_version or '-'}",
+    ]
+    if result.flagged:
+        lines += ["", "| feature | PSI | warn | alert | severity |", "|---|---:|---:|---:|---|"]
+        lines += [
+            f"| {n} | {f['psi']:.4f} | {f['warn']:.4f} | {f['alert']:.4f} | {f['severity']} |"
+            for n, f in result.flagged.items()
+        ]
+    path = None
+    if result.report is not None:
+        out = ctx.settings.reports_dir / f"drift-{result.window_end:%Y%m%dT%H%M}.html"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_html(result.report))
+        path = str(out)
+        lines += ["", f"Full report: `{path}`"]
+    create_markdown_artifact("\n".join(lines), key="drift-monitor", description=result.level)
+    return path
+
+
+@task(name="emit-drift-event", cache_policy=NO_CACHE)
+def emit(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
+    """Emit driftline.drift.alert / .warn unless stable or debounced; returns the event name sent."""
+    logger = get_run_logger()
+    state = monitor.load_alert_state(ctx.settings.home)
+    if not monitor.should_emit(result, state, ctx.settings.drift.cooldown_hours):
+        if result.level == "alert":
+            logger.info("alert suppressed: the same features alerted within %.0f h", ctx.settings.drift.cooldown_hours)
+        return None
+    name = ctx.settings.model_name
+    emit_event(
+        event=result.event,
+        resource={
+            "prefect.resource.id": f"driftline.model.{name}",
+            "prefect.resource.name": name,
+            "driftline.champion_version": str(result.champion_version or ""),
+        },
+        payload=result.payload(name),
+    )
+    if result.level == "alert":
+        monitor.record_alert(ctx.settings.home, result)
+    logger.info("emitted %s for %s", result.event, name)
+    return result.event
