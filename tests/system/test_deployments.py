@@ -1,0 +1,220 @@
+"""Deployment smoke test: a real Prefect server and process worker run driftline's prefect.yaml.
+
+Starts ``prefect server`` on a free loopback port (SQLite under tmp_path), creates the
+``driftline`` process work pool, runs ``prefect deploy --all`` from the repo root, starts a
+worker, runs ``weekly-refresh-retrain`` on a small simulated store, emits
+``driftline.drift.alert`` and checks that ``retrain-on-drift`` starts with the alert's
+parameters, completes and registers a version tagged ``trigger=drift``; then rolls back
+through the ``rollback`` deployment. Everything started is stopped, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.system.support import (
+    BIN,
+    REPO,
+    child_env,
+    free_port,
+    http_ok,
+    log_tail,
+    require_binary,
+    run_cli,
+    service,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.timeout(540)]
+
+MODEL = "churn-system"
+START = pd.Timestamp("2026-01-05")
+WEEKLY_AS_OF = START + pd.Timedelta(weeks=7, hours=3)  # Monday 03:00 of week 7
+ALERT_AS_OF = START + pd.Timedelta(weeks=7, hours=2)  # the daily monitor ran an hour earlier
+ALERTED = ["sessions_per_week", "country"]
+RUN_TIMEOUT = 240  # one flow run on this small store takes well under a minute
+
+
+@pytest.fixture
+def world(tmp_path) -> dict[str, Any]:
+    """A driftline.yaml under tmp_path whose store holds 8 weeks of 600 simulated users."""
+    from driftline.settings import load_settings
+    from driftline.simulate import simulate
+    from driftline.store import Store
+
+    sim = simulate(weeks=8, users=600, scenarios="stable", seed=5, start=START.date())
+    contract = sim.contract.save(tmp_path / "contract.yaml")
+    config = tmp_path / "driftline.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "contract": str(contract),
+                "model_name": MODEL,
+                "windows": {"train_weeks": 3, "test_weeks": 1, "label_delay_days": 7, "backtest_folds": 0},
+                "sampling": {"test_size": 300},
+                "training": {"estimator_params": {"max_iter": 30}, "min_train_rows": 100, "training_sample_rows": 500},
+            }
+        )
+    )
+    settings = load_settings(config)
+    settings.ensure_home()
+    store = Store.from_settings(settings, sim.contract).create()
+    store.append_predictions(sim.traffic)
+    store.append_outcomes(sim.outcomes)
+    return {"config": config, "settings": settings}
+
+
+def _prefect(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
+    done = run_cli([str(BIN / "prefect"), *args], env=env, cwd=REPO, timeout=timeout)
+    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _wait_final(client: Any, run_id: Any, logs: list[Path], worker: Any) -> Any:
+    """The flow run once it reached a final state (bounded; fails at once if the worker died)."""
+
+    def final() -> Any:
+        run = client.read_flow_run(run_id)
+        return run if run.state is not None and run.state.is_final() else None
+
+    run = wait_for(final, timeout=RUN_TIMEOUT, what=f"flow run {run_id} to finish", proc=worker, log=logs[0])
+    if not run.state.is_completed():
+        tails = "\n".join(f"--- {p.name}\n{log_tail(p, 60)}" for p in logs)
+        pytest.fail(f"flow run {run.name} ended {run.state.type.value}: {run.state.message}\n{tails}")
+    return run
+
+
+def _runs_of(client: Any, deployment_id: Any) -> list[Any]:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from driftline.registry import ModelRegistry
+
+    require_binary("prefect")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = child_env(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL=api,
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_CLI_PROMPT="false",
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_WORKER_HEARTBEAT_SECONDS="10",
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+    server_log, worker_log = tmp_path / "prefect-server.log", tmp_path / "prefect-worker.log"
+    yaml_before = (REPO / "prefect.yaml").read_text()
+    registry = ModelRegistry.from_settings(world["settings"])
+
+    # No scheduler: the cron schedules must not start runs of their own during the test.
+    server_cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    server_cmd += ["--no-ui", "--no-scheduler", "--analytics-off"]
+    with service(server_cmd, log=server_log, env=env, cwd=tmp_path) as server:
+        wait_for(
+            lambda: http_ok(f"{api}/health"),
+            timeout=150,
+            what="prefect server /api/health",
+            proc=server,
+            log=server_log,
+        )
+
+        _prefect(["work-pool", "create", "driftline", "--type", "process"], env)
+        deployed = _prefect(["--no-prompt", "deploy", "--all"], {**env, "DRIFTLINE_CONFIG": str(world["config"])}, 300)
+        assert (REPO / "prefect.yaml").read_text() == yaml_before, "prefect deploy rewrote prefect.yaml"
+
+        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            deps = {
+                name: client.read_deployment_by_name(name)
+                for name in (
+                    "refresh-and-retrain/weekly-refresh-retrain",
+                    "drift-monitor/daily-drift-monitor",
+                    "refresh-and-retrain/retrain-on-drift",
+                    "rollback/rollback",
+                )
+            }
+            weekly = deps["refresh-and-retrain/weekly-refresh-retrain"]
+            assert [(s.schedule.cron, s.schedule.timezone) for s in weekly.schedules] == [("0 3 * * 1", "UTC")], (
+                deployed
+            )
+            monitor = deps["drift-monitor/daily-drift-monitor"]
+            assert [s.schedule.cron for s in monitor.schedules] == ["0 2 * * *"]
+            for dep in deps.values():
+                assert dep.work_pool_name == "driftline"
+                assert dep.job_variables["env"]["DRIFTLINE_CONFIG"] == str(world["config"])
+                assert dep.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+            on_drift = deps["refresh-and-retrain/retrain-on-drift"]
+            assert on_drift.parameters == {"trigger": "drift"}
+            automations = client.read_automations_by_name("driftline-retrain-on-drift-alert")
+            assert len(automations) == 1 and automations[0].enabled
+
+            worker_cmd = [str(BIN / "prefect"), "worker", "start", "--pool", "driftline", "--type", "process"]
+            worker_cmd += ["--name", "system-test-worker", "--install-policy", "never"]
+            with service(worker_cmd, log=worker_log, env=env, cwd=tmp_path) as worker:
+                logs = [worker_log, server_log]
+                # 1. The weekly deployment on the simulated store: bootstrap -> version 1, champion.
+                run = client.create_flow_run_from_deployment(weekly.id, parameters={"as_of": WEEKLY_AS_OF.isoformat()})
+                run = _wait_final(client, run.id, logs, worker)
+                assert worker.poll() is None, log_tail(worker_log)
+                v1 = registry.champion()
+                assert v1 is not None and v1.trigger == "bootstrap", registry.list_versions()
+
+                # 2. A drift alert, as the drift monitor emits it.
+                payload = {
+                    "model": MODEL,
+                    "champion_version": v1.version,
+                    "level": "alert",
+                    "window_start": (ALERT_AS_OF - pd.Timedelta(days=1)).isoformat(),
+                    "window_end": ALERT_AS_OF.isoformat(),
+                    "as_of": ALERT_AS_OF.isoformat(),
+                    "n_rows": 700,
+                    "features": ALERTED,
+                    "details": {f: {"psi": 0.31, "warn": 0.1, "alert": 0.25, "severity": "alert"} for f in ALERTED},
+                }
+                resource = {"prefect.resource.id": f"driftline.model.{MODEL}", "prefect.resource.name": MODEL}
+                emit = ["event", "emit", "driftline.drift.alert", "--resource", json.dumps(resource)]
+                _prefect([*emit, "--payload", json.dumps(payload)], env)
+                runs = wait_for(
+                    lambda: _runs_of(client, on_drift.id),
+                    timeout=120,
+                    what="the drift alert to start a retrain-on-drift run",
+                    log=server_log,
+                )
+                assert len(runs) == 1
+                params = runs[0].parameters
+                assert params["trigger"] == "drift"
+                assert params["alerted_features"] == ALERTED
+                assert pd.Timestamp(params["as_of"]) == ALERT_AS_OF
+                _wait_final(client, runs[0].id, logs, worker)
+                by_trigger = {v.trigger: v for v in registry.list_versions()}
+                assert set(by_trigger) == {"bootstrap", "drift"}, registry.list_versions()
+                v2 = by_trigger["drift"]
+                assert int(v2.version) > int(v1.version)
+
+                # 3. The manual rollback deployment moves champion back to version 1.
+                before = registry.alias_version("champion")
+                run = client.create_flow_run_from_deployment(
+                    deps["rollback/rollback"].id,
+                    parameters={"to_version": int(v1.version), "reason": "system test rollback"},
+                )
+                _wait_final(client, run.id, logs, worker)
+                assert registry.alias_version("champion") == v1.version
+                if before != v1.version:  # v2 passed its gates and was promoted
+                    last = registry.history()[-1]
+                    assert (last.kind, last.from_version, last.to_version) == ("rollback", before, v1.version)
+                    assert last.reason == "system test rollback" and last.actor == f"flow-run:{run.id}"
+                assert worker.poll() is None, log_tail(worker_log)
+        assert server.poll() is None, log_tail(server_log)
