@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, describe_validation_error
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
 
@@ -156,14 +156,6 @@ class Contract(BaseModel):
         return p
 
 
-def _format_error(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-    value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{source}: field {loc}: {first['msg']}{shown}"
-
-
 def parse_contract(data: Any, source: str = "contract") -> Contract:
     """Validate a mapping as a contract; errors name the source, the field and the value."""
     if not isinstance(data, dict):
@@ -171,7 +163,7 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
     try:
         return Contract.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(source, e)) from None
+        raise ConfigError(describe_validation_error(source, e)) from None
 
 
 def load_contract(path: str | Path) -> Contract:

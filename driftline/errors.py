@@ -24,3 +24,12 @@ class ConfigError(DriftlineError):
 
 class InputError(DriftlineError):
     """A data file cannot be used (unreadable, empty, missing columns)."""
+
+
+def describe_validation_error(source: str, err: object) -> str:
+    """One line from a pydantic ValidationError: the source, the first bad field and its value."""
+    first = err.errors()[0]  # type: ignore[attr-defined]
+    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{source}: field {loc}: {first['msg']}{shown}"

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, describe_validation_error
 
 DEFAULT_CONFIG = "driftline.yaml"
 
@@ -173,14 +173,6 @@ class Settings(BaseSettings):
         return self.home
 
 
-def _format(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-    value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{source}: field {loc}: {first['msg']}{shown}"
-
-
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in top.items():
@@ -226,5 +218,5 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**merged)
     except ValidationError as e:
-        raise ConfigError(_format(f"{p} (or DRIFTLINE_* environment)", e)) from None
+        raise ConfigError(describe_validation_error(f"{p} (or DRIFTLINE_* environment)", e)) from None
     return settings
