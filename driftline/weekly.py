@@ -623,10 +623,13 @@ def run_summary(
         out["window"] = window.summary()
     if datasets is not None:
         out["datasets"] = datasets.summary()
+        m = datasets.test_manifest
+        tail = m.get("tail") or {}
         out["test_manifest"] = {
-            k: datasets.test_manifest.get(k)
-            for k in ("segment_shares", "rare_segment_coverage", "tail_rows")
-            if k in datasets.test_manifest
+            "segment_share_gap": m.get("segment_share_gap"),
+            "rare_segment_coverage": m.get("rare_segment_coverage"),
+            "tail_kept": tail.get("kept"),
+            "tail_by_reason": tail.get("by_reason"),
         }
     if check is not None:
         out["data_check"] = check.summary()
@@ -674,8 +677,20 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             "## Samples",
             f"- training rows: {d['train_rows']:,} (hash `{d['train_hash'][:12]}`)",
             f"- refreshed test set: {d['test_rows']:,} rows (hash `{d['test_hash'][:12]}`)",
-            "",
         ]
+        tm = summary.get("test_manifest") or {}
+        gap, cov = tm.get("segment_share_gap") or {}, tm.get("rare_segment_coverage") or {}
+        if gap:
+            lines.append(
+                f"- segment shares vs production (total variation): sample {_fmt(gap.get('sample')) or '-'},"
+                f" uniform sample of the same size {_fmt(gap.get('uniform')) or '-'}"
+            )
+        if cov:
+            lines.append(
+                f"- rare segments covered: sample {_fmt(cov.get('sample')) or '-'},"
+                f" uniform {_fmt(cov.get('uniform')) or '-'}; long-tail rows kept: {tm.get('tail_kept')}"
+            )
+        lines.append("")
     dc = summary.get("data_check")
     if dc:
         lines += ["## Validation and skew", f"- blocked: {dc['blocked']}"]
