@@ -365,10 +365,11 @@ def assess_drift(
     if action == "retrain":
         metric = settings.gates.primary_metric
         cause = "performance" if any(r.startswith(metric) for r in reasons) else "drift"
-    if trigger in ("drift", "manual") and action != "retrain":
+    if trigger == "drift" and action != "retrain":
+        # The drift monitor already decided; this run retrains on its alert.
         alerted = f" (alerted features: {', '.join(alerted_features)})" if alerted_features else ""
-        reasons = [f"run triggered by {trigger}{alerted}", *reasons]
-        action, cause = "retrain", trigger
+        reasons = [f"run started by a drift alert{alerted}", *reasons]
+        action, cause = "retrain", "drift"
     elif force_retrain and action != "retrain":
         reasons = ["forced retrain", *reasons]
         action, cause = "retrain", "manual"

@@ -81,3 +81,13 @@ def test_bootstrap_and_forced_retrain_on_a_fraud_contract(tmp_path, capsys):
     s2 = second.result()
     assert s2["registration"]["version"] == "2" and s2["drift"]["trigger"] == "manual"
     assert s2["champion_metrics"]["average_precision"] == pytest.approx(s["candidate_metrics"]["average_precision"])
+
+    # The same flow from the CLI: the champion (v2) is fresh, so the policy decides not to retrain.
+    code = _common.run(
+        cli, ["--config", config, "run", "refresh-and-retrain", "--as-of", "2026-04-13T03:00:00", "--json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["state"] == "COMPLETED", out
+    assert out["summary"]["action"] == "no retrain" and out["summary"]["drift"]["trigger"] is None
+    assert _common.run(cli, ["--config", config, "run", "nonsense"]) == 2
+    assert "unknown flow 'nonsense'" in capsys.readouterr().err
