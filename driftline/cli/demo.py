@@ -16,7 +16,10 @@ import pandas as pd
 import typer
 import yaml
 
-SCENARIO = "concept_drift@6,country_names@14"
+
+def scenario(weeks: int) -> str:
+    """Concept drift from ~3/8 of the way in, country names in the second-to-last week (6 and 14 of 16)."""
+    return f"concept_drift@{max(1, round(weeks * 3 / 8))},country_names@{weeks - 2}"
 
 
 def _write_config(home: Path, contract_path: Path) -> Path:
@@ -65,6 +68,7 @@ def run_demo(workdir: Path | None, weeks: int, users: int, first_week: int, seed
     import logging
 
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from driftline.ingest import ingest_files
@@ -80,8 +84,9 @@ def run_demo(workdir: Path | None, weeks: int, users: int, first_week: int, seed
     home.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
-    console.print(f"[bold]1. Simulating[/bold] {weeks} weeks × {users:,} users, scenario {SCENARIO} (seed {seed})")
-    sim = simulate(weeks=weeks, users=users, scenarios=SCENARIO, seed=seed)
+    spec = scenario(weeks)
+    console.print(f"[bold]1. Simulating[/bold] {weeks} weeks × {users:,} users, scenario {spec} (seed {seed})")
+    sim = simulate(weeks=weeks, users=users, scenarios=spec, seed=seed)
     files = write_simulation(sim, home / "sim")
     cfg = _write_config(home, files["contract"])
     settings = load_settings(cfg)
@@ -103,28 +108,40 @@ def run_demo(workdir: Path | None, weeks: int, users: int, first_week: int, seed
 
     start = pd.Timestamp(sim.meta["start"])
     skew_shown = False
-    for week in range(first_week, weeks + 1):
-        as_of = start + pd.Timedelta(weeks=week, hours=3)
-        state = refresh_and_retrain(as_of=as_of.to_pydatetime(), trigger="schedule", config=str(cfg), return_state=True)
-        failed, summary, message = _state_summary(state)
-        console.print(_line(week, as_of, failed, summary, message), highlight=False)
-        if failed and summary and summary.get("skew_findings") and not skew_shown:
-            for f in summary["skew_findings"][:2]:
-                mapping = f.get("mapping") or {}
-                sample = dict(list(mapping.items())[:4])
-                console.print(
-                    f"           skew: {f.get('feature')} {f.get('kind')} ({f.get('severity')}), "
-                    f"{f.get('rows_affected', 0):,} rows; suggested mapping {sample}"
-                    + (" …" if len(mapping) > 4 else ""),
-                    highlight=False,
-                )
-            skew_shown = True
+    with Progress(
+        TextColumn("   weekly runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("weekly", total=weeks - first_week + 1)
+        for week in range(first_week, weeks + 1):
+            as_of = start + pd.Timedelta(weeks=week, hours=3)
+            state = refresh_and_retrain(
+                as_of=as_of.to_pydatetime(), trigger="schedule", config=str(cfg), return_state=True
+            )
+            failed, summary, message = _state_summary(state)
+            progress.console.print(_line(week, as_of, failed, summary, message), highlight=False)
+            if failed and summary and summary.get("skew_findings") and not skew_shown:
+                for f in summary["skew_findings"][:2]:
+                    mapping = f.get("mapping") or {}
+                    sample = dict(list(mapping.items())[:4])
+                    progress.console.print(
+                        f"           skew: {f.get('feature')} {f.get('kind')} ({f.get('severity')}), "
+                        f"{f.get('rows_affected', 0):,} rows; suggested mapping {sample}"
+                        + (" …" if len(mapping) > 4 else ""),
+                        highlight=False,
+                    )
+                skew_shown = True
+            progress.advance(bar)
 
     console.print("[bold]4. Versions[/bold] in the MLflow registry")
     from driftline.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
-    table = Table("version", "trigger", "test AP", "aliases", "gates", "created")
+    table = Table("version", "trigger", "test AP", "aliases", "gates", "created (UTC)")
     for v in registry.list_versions():
         ap = v.metric("average_precision")
         table.add_row(
@@ -133,7 +150,7 @@ def run_demo(workdir: Path | None, weeks: int, users: int, first_week: int, seed
             f"{ap:.3f}" if ap is not None else "-",
             ", ".join(v.aliases) or "-",
             v.gate_status,
-            str(v.created_at)[:19],
+            f"{v.created_at:%m-%d %H:%M}",
         )
     console.print(table)
     elapsed = time.perf_counter() - t0
