@@ -280,7 +280,8 @@ def check_data(
     blocked = False
     skew_reasons: list[str] = []
     for name, result in results.items():
-        gate = promotion_gate(result, None, contract)
+        # Distribution checks inform; moved distributions are for the drift step to act on.
+        gate = promotion_gate(result, None, contract, warn_levels=("distribution",))
         if gate.blocked:
             blocked = True
             reasons += [f"{name} data: {r}" for r in gate.reasons]
@@ -363,8 +364,7 @@ def assess_drift(
                 action, reasons = "retrain", [f"{settings.gates.primary_metric} dropped {drop:.1%} relative"]
     cause: str | None = None
     if action == "retrain":
-        metric = settings.gates.primary_metric
-        cause = "performance" if any(r.startswith(metric) for r in reasons) else "drift"
+        cause = "drift" if any(_is_drift_reason(r) for r in reasons) else "performance"
     if trigger == "drift" and action != "retrain":
         # The drift monitor already decided; this run retrains on its alert.
         alerted = f" (alerted features: {', '.join(alerted_features)})" if alerted_features else ""
@@ -377,6 +377,16 @@ def assess_drift(
         reasons = ["retrain on every scheduled run", *reasons]
         action, cause = "retrain", "schedule"
     return DriftAssessment(action, cause, reasons, report, champion_metrics, perf)
+
+
+def _is_drift_reason(reason: str) -> bool:
+    """Whether a retrain reason from driftline.drift.decide is about inputs or scores moving
+    (trigger ``drift``) rather than the metric dropping (trigger ``performance``)."""
+    return (
+        reason.startswith("key feature")
+        or "features at warn or above" in reason
+        or (reason.startswith("model score") and " at alert " in reason)
+    )
 
 
 def _metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:

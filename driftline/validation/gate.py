@@ -60,8 +60,14 @@ def promotion_gate(
     contract: Contract,
     *,
     block_severities: Collection[str] = BLOCKING_SEVERITIES,
+    warn_levels: Collection[str] = (),
 ) -> GateResult:
-    """Whether validation (ValidationResult or dict) and skew (SkewReport or dict) block promotion."""
+    """Whether validation (ValidationResult or dict) and skew (SkewReport or dict) block promotion.
+
+    ``warn_levels`` names expectation levels (``batch``, ``row``, ``distribution``) whose failures
+    are reported as warnings instead of blocking: the weekly flow passes ``("distribution",)``
+    because moved distributions are the drift engine's call (retrain), not a reason to stop.
+    """
     reasons: list[str] = []
     warnings: list[str] = []
     v = _as_dict(validation)
@@ -70,8 +76,10 @@ def promotion_gate(
     else:
         if v.get("batch_error"):
             reasons.append(f"validation: batch unusable: {v['batch_error']}")
-        failed = [e for e in v.get("expectations", []) if not e.get("success", False)]
-        if failed or not v.get("success", False):
+        all_failed = [e for e in v.get("expectations", []) if not e.get("success", False)]
+        failed = [e for e in all_failed if e.get("level") not in warn_levels]
+        warnings += [f"validation warning: {_describe(e)}" for e in all_failed if e.get("level") in warn_levels]
+        if failed or (not v.get("success", False) and not all_failed):
             shown = "; ".join(_describe(e) for e in failed[:5])
             more = f" (+{len(failed) - 5} more)" if len(failed) > 5 else ""
             total = len(v.get("expectations", []))

@@ -65,3 +65,17 @@ def test_monitor_alerts_once_then_debounces(shifted_world):
 
     later = drift_monitor(as_of=(when + pd.Timedelta(hours=30)).to_pydatetime(), days=3, config=shifted_world)
     assert later["event"] == "driftline.drift.alert"  # cool-down over
+
+
+def test_weekly_run_retrains_on_a_shifted_key_feature(shifted_world):
+    """A moved distribution is the drift step's call (retrain), not a validation stop."""
+    from flows.refresh_and_retrain import refresh_and_retrain
+
+    state = refresh_and_retrain(
+        as_of=(START + pd.Timedelta(weeks=7, hours=3)).to_pydatetime(), config=shifted_world, return_state=True
+    )
+    assert state.is_completed(), state.message
+    s = state.result()
+    assert s["drift"]["action"] == "retrain" and s["drift"]["trigger"] == "drift", s["drift"]
+    assert s["drift"]["flagged"]["sessions_per_week"]["severity"] == "alert"
+    assert s["registration"]["created"] is True

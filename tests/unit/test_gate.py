@@ -106,3 +106,30 @@ def test_accepts_report_objects(tiny_contract):
 def test_rejects_other_types(tiny_contract):
     with pytest.raises(TypeError, match="expected a result object or dict"):
         promotion_gate(42, None, tiny_contract)
+
+
+def test_distribution_failures_can_be_warnings_only(tiny_contract):
+    from driftline.validation import promotion_gate
+
+    v = {
+        "success": False,
+        "batch_error": None,
+        "expectations": [
+            {
+                "name": "expect_column_quantile_values_to_be_between",
+                "column": "tenure_days",
+                "success": False,
+                "level": "distribution",
+            },
+            {"name": "expect_column_values_to_not_be_null", "column": "country", "success": True, "level": "row"},
+        ],
+    }
+    strict = promotion_gate(v, None, tiny_contract)
+    assert strict.blocked
+    lenient = promotion_gate(v, None, tiny_contract, warn_levels=("distribution",))
+    assert not lenient.blocked
+    assert lenient.warnings[0].startswith(
+        "validation warning: expect_column_quantile_values_to_be_between(tenure_days)"
+    )
+    v["expectations"][1]["success"] = False
+    assert promotion_gate(v, None, tiny_contract, warn_levels=("distribution",)).blocked

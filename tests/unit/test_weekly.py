@@ -1,0 +1,48 @@
+"""Small pure pieces of the weekly job: trigger attribution, idempotency key, the run summary."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from driftline import weekly
+
+
+def test_retrain_cause_is_drift_for_inputs_and_performance_for_the_metric():
+    assert weekly._is_drift_reason("key feature 'x' at alert (PSI 0.400 > alert threshold 0.250)")
+    assert weekly._is_drift_reason("3 features at warn or above (retrain at ≥ 3): 'a' (0.1), 'b' (0.1), 'c' (0.1)")
+    assert weekly._is_drift_reason("model score 'score' at alert (PSI 0.300 > alert threshold 0.250)")
+    assert not weekly._is_drift_reason("model score 'score' at warn (PSI 0.120 ≥ warn threshold 0.100)")
+    assert not weekly._is_drift_reason("average_precision dropped 12.0% relative (0.4 → 0.35); retrain at ≥ 10%")
+    assert not weekly._is_drift_reason("feature 'tenure_days' at warn (PSI 0.146 ≥ warn threshold 0.100)")
+
+
+def _datasets(train_hash: str = "a", test_hash: str = "b") -> weekly.Datasets:
+    return weekly.Datasets(pd.DataFrame(), pd.DataFrame(), {}, test_hash, train_hash)
+
+
+def test_idempotency_key_changes_with_each_input_and_only_then():
+    t = pd.Timestamp("2026-02-02 03:00")
+    base = weekly.idempotency_key(t, _datasets(), "sha1", "schedule")
+    assert base == weekly.idempotency_key(t, _datasets(), "sha1", "schedule")
+    assert len({
+        base,
+        weekly.idempotency_key(t + pd.Timedelta(days=7), _datasets(), "sha1", "schedule"),
+        weekly.idempotency_key(t, _datasets(train_hash="c"), "sha1", "schedule"),
+        weekly.idempotency_key(t, _datasets(test_hash="c"), "sha1", "schedule"),
+        weekly.idempotency_key(t, _datasets(), "sha2", "schedule"),
+        weekly.idempotency_key(t, _datasets(), "sha1", "drift"),
+    }) == 6  # fmt: skip
+
+
+def test_summary_action_and_markdown():
+    s = weekly.run_summary(model_name="m", error="boom")
+    assert s["action"] == "failed" and "**Error:** boom" in weekly.summary_markdown(s)
+    a = weekly.DriftAssessment("investigate", None, ["feature 'x' at warn"])
+    s = weekly.run_summary(model_name="m", assessment=a)
+    md = weekly.summary_markdown(s)
+    assert s["action"] == "no retrain"
+    assert md.startswith("# m: no retrain") and "- decision: **investigate** (trigger: -)" in md
+    reg = weekly.Registration("3", created=True, promoted=True, previous_champion="2", run_id="r")
+    s = weekly.run_summary(model_name="m", registration=reg)
+    assert s["action"] == "promoted"
+    assert "version 3 (new); promoted: True; previous champion: 2" in weekly.summary_markdown(s)
