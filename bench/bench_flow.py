@@ -69,7 +69,7 @@ def plain(config: Path, as_of: pd.Timestamp) -> dict:
     reg_ = weekly.register_candidate(
         reg, candidate=cand, datasets=data, window=window, contract=c, settings=s, assessment=assessment,
         gates=gates, check=check, backtest=bt, champion=champion,
-        key=weekly.idempotency_key(window.as_of, data, code, assessment.trigger or "manual"), code=code,
+        key=weekly.idempotency_key(window.split, data, code, assessment.trigger or "manual"), code=code,
         actor="bench", drift_html=render_html(assessment.report) if assessment.report is not None else None,
     )  # fmt: skip
     return weekly.run_summary(

@@ -19,6 +19,9 @@ from driftline.errors import ConfigError, describe_validation_error
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
 
+# Columns the predictions log and the outcomes table hold besides the contract's own.
+LOG_COLUMNS = ("model_name", "model_version", "variant", "score", "predicted_label", "latency_ms", "observed_time")
+
 
 class DriftThresholds(BaseModel):
     """Per-feature PSI bands that override the global ones."""
@@ -107,6 +110,12 @@ class Contract(BaseModel):
         clash = reserved & set(self.features)
         if clash:
             raise ValueError(f"features repeat a reserved column: {sorted(clash)}")
+        taken = sorted((reserved | set(self.features)) & set(LOG_COLUMNS))
+        if taken:
+            raise ValueError(
+                f"column name(s) {taken} are used by driftline's predictions log ({', '.join(LOG_COLUMNS)}); "
+                "rename them in the data and the contract"
+            )
         if self.segment is not None and self.segment not in self.features:
             raise ValueError(f"segment {self.segment!r} is not one of the features")
         return self
@@ -142,9 +151,22 @@ class Contract(BaseModel):
         return [self.request_id, self.entity_id, self.timestamp, *self.features]
 
     def fingerprint(self) -> str:
-        """Stable hash of the contract's content; profiles and models carry it."""
+        """Stable hash of the contract's whole content (tagged on every model version)."""
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def schema_fingerprint(self) -> str:
+        """Hash of what shapes the data: id, time and target columns, feature names and types.
+
+        Thresholds, vocabularies, ranges, ``key`` flags and descriptions are left out, so
+        tuning them keeps stored reference profiles usable (drift reads them from the contract
+        in force); renaming, adding or retyping a column does not.
+        """
+        shape = {
+            "ids": [self.entity_id, self.request_id, self.timestamp, self.target.name],
+            "features": {n: f.type for n, f in self.features.items()},
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)

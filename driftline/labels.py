@@ -132,7 +132,9 @@ def join_labels_with_stats(
     arrived = arrived.sort_values("_observed", kind="stable").drop_duplicates(rid, keep="last")
 
     joined = preds.merge(arrived[[rid, eid, target]], on=rid, how="inner", suffixes=("", "__outcome"))
-    clash = joined[eid].astype(str) != joined[f"{eid}__outcome"].astype(str)
+    # Outcomes may omit the entity (keyed by request id alone); only a named, different one clashes.
+    named = joined[f"{eid}__outcome"]
+    clash = named.notna().to_numpy() & (joined[eid].astype(str) != named.astype(str)).to_numpy()
     if clash.any():
         row = joined.loc[clash].iloc[0]
         raise InputError(

@@ -23,11 +23,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from driftline.contract import Contract
+from driftline.contract import LOG_COLUMNS, Contract
 from driftline.errors import DriftlineError
 
-MODEL_COLUMNS = ("model_name", "model_version", "variant", "score", "predicted_label", "latency_ms")
-OUTCOME_TIME = "observed_time"
+MODEL_COLUMNS = LOG_COLUMNS[:-1]
+OUTCOME_TIME = LOG_COLUMNS[-1]
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 _INSERT_CHUNK = 50_000
 

@@ -301,10 +301,20 @@ def train(
     feedback = train_df[FEEDBACK_COLUMN] if FEEDBACK_COLUMN in train_df.columns else None
     weights = sample_weights(y, settings.class_balance, feedback, settings.feedback_weight)
     seed = settings.seed if rng_seed is None else int(rng_seed)
+    X = features_frame(train_df, contract)
+    # A feature with no value at all in the window carries nothing to learn (and breaks HGB's
+    # binning): train without it and record that; scoring ignores the column.
+    empty = [n for n in contract.feature_names if X[n].isna().all()]
+    if len(empty) == len(contract.features):
+        raise DriftlineError(f"every feature is empty in the training window ({len(y)} rows)")
+    fit_contract = contract
+    if empty:
+        kept = {n: f for n, f in contract.features.items() if n not in empty}
+        fit_contract = contract.model_copy(update={"features": kept})
     pipeline = build_pipeline(
-        contract, settings.estimator, seed=seed, class_balance=False, params=settings.estimator_params
+        fit_contract, settings.estimator, seed=seed, class_balance=False, params=settings.estimator_params
     )
-    pipeline.fit(features_frame(train_df, contract), y, model__sample_weight=weights)
+    pipeline.fit(X, y, model__sample_weight=weights)
     n_feedback = 0 if feedback is None else int(np.count_nonzero(feedback.map(_as_bool_number) == 1.0))
     params: dict[str, Any] = {
         "estimator": settings.estimator,
@@ -312,11 +322,12 @@ def train(
         "class_balance": settings.class_balance,
         "feedback_weight": settings.feedback_weight,
         "n_feedback": n_feedback,
+        "empty_features_dropped": ",".join(empty),
         **{f"estimator.{k}": v for k, v in sorted(settings.estimator_params.items())},
     }
     return TrainedModel(
         pipeline=pipeline,
-        feature_columns=contract.feature_names,
+        feature_columns=fit_contract.feature_names,
         params=params,
         n_train=len(y),
         positive_rate=float(y.mean()),

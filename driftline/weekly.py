@@ -460,9 +460,13 @@ def judge_candidate(
 
 
 # -- 6. register ------------------------------------------------------------------------------
-def idempotency_key(as_of: pd.Timestamp, datasets: Datasets, code: str, trigger: str) -> str:
-    """as_of + data hashes + code version: a rerun of the same run maps to the same key."""
-    raw = json.dumps([as_of.isoformat(), datasets.train_hash, datasets.test_hash, code, trigger])
+def idempotency_key(split: Any, datasets: Datasets, code: str, trigger: str) -> str:
+    """The run's windows + data hashes + code version + trigger: a rerun maps to the same key.
+
+    Keyed on the split (whole weeks) rather than the exact ``as_of``, so a rerun later the same
+    week, or one started without ``--as-of``, finds the version the first run registered.
+    """
+    raw = json.dumps([split.to_dict(), datasets.train_hash, datasets.test_hash, code, trigger], sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -568,16 +572,22 @@ def register_candidate(
         run_name=f"{trigger}-{window.as_of:%Y-%m-%d}",
     )
     sample_path.unlink(missing_ok=True)
-    promoted = False
     previous = champion.version if champion else None
-    if gates.passed and result.created:
-        registry.set_alias("challenger", result.version, reason=f"passed gates ({trigger})", actor=actor)
-        if settings.gates.auto_promote:
+    info = None if result.created else registry.get(result.version)
+    # A rerun after a crash between registering and moving the aliases finishes the moves, but
+    # only while the champion is still the one this candidate challenged and the version was
+    # never champion (a rollback away from it must stick).
+    unfinished = (
+        info is not None
+        and info.tags.get("parent_version", "") == (previous or "")
+        and not any(m.to_version == result.version for m in registry.history("champion"))
+    )
+    if gates.passed and (result.created or unfinished):
+        if info is None or "challenger" not in info.aliases:
+            registry.set_alias("challenger", result.version, reason=f"passed gates ({trigger})", actor=actor)
+        if settings.gates.auto_promote and (info is None or "champion" not in info.aliases):
             registry.promote(result.version, "champion", reason=f"auto-promote after {trigger} retrain", actor=actor)
-            promoted = True
-    elif not result.created:
-        info = registry.get(result.version)
-        promoted = "champion" in info.aliases
+    promoted = registry.alias_version("champion") == result.version
     return Registration(result.version, result.created, promoted, previous, result.run_id)
 
 

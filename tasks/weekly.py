@@ -159,5 +159,5 @@ def code_version() -> str:
 def idempotency_key(
     ctx: RunContext, window: weekly.Window, datasets: weekly.Datasets, assessment: weekly.DriftAssessment
 ) -> str:
-    """as_of + data hashes + code version + trigger: the same run maps to the same version."""
-    return weekly.idempotency_key(window.as_of, datasets, weekly.code_version(), assessment.trigger or "manual")
+    """Windows + data hashes + code version + trigger: the same run maps to the same version."""
+    return weekly.idempotency_key(window.split, datasets, weekly.code_version(), assessment.trigger or "manual")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,20 @@ def contract_for(path: Path | None, s: Any = None):
     return load_contract(path)
 
 
+def _strict(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers and strict parsers reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def emit_json(payload: Any) -> None:
-    """Print machine-readable output on stdout."""
-    typer.echo(json.dumps(payload, indent=2, default=str, allow_nan=False))
+    """Print machine-readable output on stdout (strict JSON: undefined numbers are null)."""
+    typer.echo(json.dumps(_strict(payload), indent=2, default=str, allow_nan=False))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -87,7 +99,9 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # click usage errors and anything unexpected: still one line
         if isinstance(e, _click_exceptions()):
-            e.show()
+            ctx = getattr(e, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {e.format_message()}{where}", err=True)
             return e.exit_code
         typer.echo(f"error: {type(e).__name__}: {e}", err=True)
         return 1

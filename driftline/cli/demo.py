@@ -1,9 +1,9 @@
 """``driftline demo``: a quarter of churn traffic, the weekly flow run week by week, the versions.
 
-The story it shows: a bootstrap version; quiet weeks where nothing triggers and no version is
-made; concept drift from week 8 that erodes the champion until the trigger policy retrains and
-a better version is promoted; and, from week 13, serving sends country names instead of ISO
-codes — the skew check stops the run and suggests the mapping.
+The story it shows (16 weeks): a bootstrap version; quiet weeks where nothing triggers and no
+version is made; concept drift from week 6 that erodes the champion until the trigger policy
+retrains and better versions are promoted; and, from week 14, serving sends country names
+instead of ISO codes — the skew check stops the run and suggests the mapping.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def run_demo(workdir: Path | None, weeks: int, users: int, first_week: int, seed
         )
 
     console.print(f"[bold]3. Weekly refresh-and-retrain[/bold], weeks {first_week}..{weeks} (Prefect, ephemeral API)")
-    from driftline.cli.run import _state_summary
+    from driftline.cli.run import _state_summary, quiet_prefect_logs
     from flows.refresh_and_retrain import refresh_and_retrain
 
     start = pd.Timestamp(sim.meta["start"])
@@ -119,10 +119,11 @@ def run_demo(workdir: Path | None, weeks: int, users: int, first_week: int, seed
         bar = progress.add_task("weekly", total=weeks - first_week + 1)
         for week in range(first_week, weeks + 1):
             as_of = start + pd.Timedelta(weeks=week, hours=3)
-            state = refresh_and_retrain(
-                as_of=as_of.to_pydatetime(), trigger="schedule", config=str(cfg), return_state=True
-            )
-            failed, summary, message = _state_summary(state)
+            with quiet_prefect_logs():
+                state = refresh_and_retrain(
+                    as_of=as_of.to_pydatetime(), trigger="schedule", config=str(cfg), return_state=True
+                )
+            failed, summary, message, _ = _state_summary(state)
             progress.console.print(_line(week, as_of, failed, summary, message), highlight=False)
             if failed and summary and summary.get("skew_findings") and not skew_shown:
                 for f in summary["skew_findings"][:2]:

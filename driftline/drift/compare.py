@@ -423,12 +423,13 @@ def compare(
 ) -> DriftReport:
     """Drift of ``current`` (a frame, or an iterable of chunk frames) against ``profile``.
 
-    ``contract``, when given, must be the one the profile was fitted with. ``features``
+    ``contract``, when given, must have the columns the profile was fitted with; its drift
+    thresholds and key flags replace the ones stored in the profile. ``features``
     restricts the comparison to some features. ``exact_reference`` (the raw reference frame)
     switches numeric features to the exact KS test on raw values; only for a single frame.
     """
     if contract is not None:
-        profile.check_contract(contract)
+        profile = profile.with_contract(contract)  # thresholds and key flags as configured now
     names = _select(profile, features)
     if isinstance(current, pd.DataFrame):
         wc = count_chunks(profile, [current], names, source=source)
@@ -479,7 +480,7 @@ def compare_parquet(
     import pyarrow.parquet as pq
 
     if contract is not None:
-        profile.check_contract(contract)
+        profile = profile.with_contract(contract)  # thresholds and key flags as configured now
     names = _select(profile, features)
     cols = list(names)
     try:

@@ -247,6 +247,16 @@ class Profile:
     segments: SegmentProfile | None = None
     version: int = VERSION
 
+    def with_contract(self, contract: Contract) -> Profile:
+        """This profile with the thresholds and key flags of the contract now in force."""
+        import dataclasses
+
+        self.check_contract(contract)
+        thresholds = {
+            n: {"warn": f.drift.warn, "alert": f.drift.alert} for n, f in contract.features.items() if f.drift
+        }
+        return dataclasses.replace(self, key_features=list(contract.key_features), thresholds=thresholds)
+
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -321,8 +331,8 @@ class Profile:
     __hash__ = None  # type: ignore[assignment]
 
     def check_contract(self, contract: Contract) -> None:
-        """Raise InputError when the profile was fitted for a different contract."""
-        fp = contract.fingerprint()
+        """Raise InputError when the profile was fitted for other columns (see ``schema_fingerprint``)."""
+        fp = contract.schema_fingerprint()
         if fp != self.contract_fingerprint:
             raise InputError(
                 f"profile was fitted for contract {self.contract_name!r} (fingerprint {self.contract_fingerprint}), "
@@ -395,7 +405,7 @@ def fit_profile(
             thresholds[name] = {"warn": spec.drift.warn, "alert": spec.drift.alert}
     profile = Profile(
         contract_name=contract.name,
-        contract_fingerprint=contract.fingerprint(),
+        contract_fingerprint=contract.schema_fingerprint(),
         n_rows=len(reference),
         bins=settings.bins,
         features=feats,

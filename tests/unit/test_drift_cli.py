@@ -11,7 +11,7 @@ import pytest
 
 from driftline.cli import build_app
 from driftline.cli._common import run
-from driftline.contract import Contract
+from driftline.contract import Contract, parse_contract
 
 
 def data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -45,7 +45,10 @@ def files(tmp_path: Path, tiny_contract: Contract) -> dict[str, Path]:
     cur.to_csv(out["cur_csv"], index=False)
     cur.to_parquet(out["cur_parquet"])
     cur.head(0).to_csv(out["empty"], index=False)
-    other = tiny_contract.model_copy(update={"name": "other"})
+    other = parse_contract(
+        {**tiny_contract.model_dump(mode="json"), "name": "other", "features": {
+            **tiny_contract.model_dump(mode="json")["features"], "extra": {"type": "numeric"}}}
+    )  # fmt: skip
     out["other"] = other.save(tmp_path / "other.yaml")
     return out
 

@@ -18,6 +18,13 @@ from driftline.settings import DriftSettings
 from tests.conftest import TINY_CONTRACT
 
 
+def retyped(contract: Contract) -> Contract:
+    """The same contract with one feature retyped: other columns, so profiles must not match."""
+    data = contract.model_dump(mode="json")
+    data["features"]["score_hint"] = {"type": "categorical", "nullable": True}
+    return parse_contract(data)
+
+
 def make(n: int, seed: int, *, shift: float = 0.0, countries=("US", "GB", "DE")) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
@@ -194,7 +201,7 @@ def test_bad_input_is_one_line(tiny_contract: Contract, settings: DriftSettings,
     with pytest.raises(InputError, match="no rows"):
         compare(p, iter([]), settings)
     with pytest.raises(InputError, match="fitted for contract"):
-        compare(p, make(500, 20), settings, tiny_contract.model_copy(update={"name": "x"}))
+        compare(p, make(500, 20), settings, retyped(tiny_contract))
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
     with pytest.raises(InputError, match="cannot read as parquet"):
@@ -216,3 +223,37 @@ def test_fixed_bands_when_adaptive_bands_is_off(tiny_contract: Contract) -> None
     fixed = compare(p, small, DriftSettings(adaptive_bands=False)).features["tenure_days"].band
     assert adaptive.method == "monte_carlo" and adaptive.warn > 0.1
     assert (fixed.method, fixed.warn, fixed.alert) == ("configured", 0.1, 0.25)
+
+
+def test_contract_in_force_sets_thresholds_and_key_flags_of_a_stored_profile(tiny_contract):
+    """Tuning a threshold or a key flag keeps the stored profile usable and takes effect at once."""
+    import numpy as np
+    import pandas as pd
+
+    from driftline.contract import parse_contract
+    from driftline.drift import compare, fit_profile
+    from driftline.settings import DriftSettings
+
+    rng = np.random.default_rng(0)
+
+    def frame(n: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "country": rng.choice(["US", "GB", "DE"], n),
+                "plan": rng.choice(["free", "pro"], n),
+                "tenure_days": rng.normal(300 + shift, 50, n),
+                "score_hint": rng.random(n),
+                "auto_renew": rng.random(n) < 0.5,
+            }
+        )
+
+    settings = DriftSettings(adaptive_bands=False)
+    profile = fit_profile(frame(5000, 0), tiny_contract, settings)
+    current = frame(5000, 25)  # a moderate shift of tenure_days
+    before = compare(profile, current, settings, tiny_contract).features["tenure_days"]
+    tuned = tiny_contract.model_dump(mode="json")
+    tuned["features"]["tenure_days"].update({"drift": {"warn": 0.01, "alert": 0.02}, "key": True})
+    after = compare(profile, current, settings, parse_contract(tuned)).features["tenure_days"]
+    assert after.psi == before.psi
+    assert (after.band.warn, after.band.alert, after.key) == (0.01, 0.02, True)
+    assert after.severity == "alert" and before.severity != "alert"

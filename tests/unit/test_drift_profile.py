@@ -16,6 +16,13 @@ from driftline.settings import DriftSettings
 from tests.conftest import TINY_CONTRACT
 
 
+def retyped(contract: Contract) -> Contract:
+    """The same contract with one feature retyped: other columns, so profiles must not match."""
+    data = contract.model_dump(mode="json")
+    data["features"]["score_hint"] = {"type": "categorical", "nullable": True}
+    return parse_contract(data)
+
+
 def frame(n: int = 10) -> pd.DataFrame:
     """Ten rows: tenure 1..10, known countries and plans, one missing score hint."""
     return pd.DataFrame(
@@ -135,7 +142,7 @@ def test_json_round_trip_is_lossless(tiny_contract: Contract, tmp_path) -> None:
     assert np.array_equal(back.features["tenure_days"].edges, p.features["tenure_days"].edges)
     path = p.save(tmp_path / "sub" / "profile.json")
     assert Profile.load(path) == p
-    assert json.loads(text)["contract"]["fingerprint"] == tiny_contract.fingerprint()
+    assert json.loads(text)["contract"]["fingerprint"] == tiny_contract.schema_fingerprint()
 
 
 def test_bad_profiles_are_one_line_errors(tmp_path) -> None:
@@ -154,9 +161,12 @@ def test_bad_profiles_are_one_line_errors(tmp_path) -> None:
 def test_profile_checks_contract(tiny_contract: Contract) -> None:
     p = fit_profile(frame(), tiny_contract, DriftSettings())
     p.check_contract(tiny_contract)
-    other = tiny_contract.model_copy(update={"name": "other"})
+    p.check_contract(tiny_contract.model_copy(update={"name": "renamed"}))  # a name is no column
+    tuned = tiny_contract.model_dump(mode="json")
+    tuned["features"]["tenure_days"]["drift"] = {"warn": 0.2}
+    p.check_contract(parse_contract(tuned))  # thresholds are read from the contract in force
     with pytest.raises(InputError, match="fitted for contract 'tiny'"):
-        p.check_contract(other)
+        p.check_contract(retyped(tiny_contract))
 
 
 def test_fit_rejects_unusable_reference(tiny_contract: Contract) -> None:

@@ -183,3 +183,19 @@ def test_duplicate_index_labels_do_not_multiply_rows() -> None:
     outs = _outcomes().set_index(pd.Index([5] * 5))
     out = join_labels(preds, outs, _contract(), AS_OF, 7)
     assert out["request_id"].tolist() == ["r1", "r2", "r6"]
+
+
+def test_outcomes_without_entity_join_on_request_id_alone():
+    preds = pd.DataFrame(
+        {"request_id": ["a", "b"], "user_id": ["u1", "u2"], "event_time": pd.to_datetime(["2026-01-05", "2026-01-06"])}
+    )
+    outcomes = pd.DataFrame(
+        {
+            "request_id": ["a", "b"],
+            "user_id": [None, "u2"],
+            "churned": ["1", "0"],
+            "observed_time": pd.to_datetime(["2026-01-12", "2026-01-13"]),
+        }
+    )
+    out = join_labels(preds, outcomes, _contract(), "2026-01-20", 7)
+    assert out["churned"].tolist() == [1, 0] and out["user_id"].tolist() == ["u1", "u2"]

@@ -90,6 +90,8 @@ def test_contract_yaml_round_trip(tmp_path, tiny_contract):
         ({"segment": "nope"}, r"segment 'nope' is not one of the features"),
         ({"features": {"user_id": {"type": "numeric"}}}, r"features repeat a reserved column: \['user_id'\]"),
         ({"features": {}}, r"at least one feature is required"),
+        ({"features": {"score": {"type": "numeric"}}}, r"\['score'\] are used by driftline's predictions log"),
+        ({"target": {"name": "observed_time"}}, r"\['observed_time'\] are used by driftline's predictions log"),
     ],
 )
 def test_contract_errors_name_the_field(tmp_path, patch, expected):

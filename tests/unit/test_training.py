@@ -209,6 +209,7 @@ def test_train_reports_facts() -> None:
         "class_balance": False,
         "feedback_weight": 1.0,
         "n_feedback": 0,
+        "empty_features_dropped": "",
         "estimator.max_iter": 10,
     }
     assert m.pipeline.named_steps["model"].max_iter == 10
@@ -257,3 +258,29 @@ def test_pipeline_pickles_and_clones() -> None:
         score(again, _frame(seed=2), CONTRACT), score(model.pipeline, _frame(seed=2), CONTRACT)
     )
     assert clone(model.pipeline).named_steps["features"].features == model.pipeline.named_steps["features"].features
+
+
+def test_a_feature_with_no_values_is_left_out_of_training(tiny_contract):
+    import numpy as np
+    import pandas as pd
+
+    from driftline.settings import TrainingSettings
+    from driftline.training import score, train
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "country": rng.choice(["US", "GB"], n),
+            "plan": rng.choice(["free", "pro"], n),
+            "tenure_days": rng.integers(0, 900, n).astype(float),
+            "score_hint": np.nan,  # never filled in this window
+            "auto_renew": rng.random(n) < 0.5,
+            "churned": (rng.random(n) < 0.3).astype(int),
+        }
+    )
+    model = train(frame, tiny_contract, TrainingSettings(estimator_params={"max_iter": 10}))
+    assert model.params["empty_features_dropped"] == "score_hint"
+    assert "score_hint" not in model.feature_columns
+    later = frame.assign(score_hint=rng.random(n))  # and serving may send it again
+    assert score(model.pipeline, later, tiny_contract).shape == (n,)

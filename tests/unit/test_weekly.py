@@ -21,17 +21,21 @@ def _datasets(train_hash: str = "a", test_hash: str = "b") -> weekly.Datasets:
 
 
 def test_idempotency_key_changes_with_each_input_and_only_then():
-    t = pd.Timestamp("2026-02-02 03:00")
-    base = weekly.idempotency_key(t, _datasets(), "sha1", "schedule")
-    assert base == weekly.idempotency_key(t, _datasets(), "sha1", "schedule")
+    from driftline.splits import temporal_split
+
+    split = temporal_split("2026-02-02 03:00", 3, 1, 7)
+    base = weekly.idempotency_key(split, _datasets(), "sha1", "schedule")
+    same_week = temporal_split("2026-02-04 17:00", 3, 1, 7)  # later the same week: same windows
+    assert base == weekly.idempotency_key(same_week, _datasets(), "sha1", "schedule")
     assert len({
         base,
-        weekly.idempotency_key(t + pd.Timedelta(days=7), _datasets(), "sha1", "schedule"),
-        weekly.idempotency_key(t, _datasets(train_hash="c"), "sha1", "schedule"),
-        weekly.idempotency_key(t, _datasets(test_hash="c"), "sha1", "schedule"),
-        weekly.idempotency_key(t, _datasets(), "sha2", "schedule"),
-        weekly.idempotency_key(t, _datasets(), "sha1", "drift"),
-    }) == 6  # fmt: skip
+        weekly.idempotency_key(temporal_split("2026-02-09 03:00", 3, 1, 7), _datasets(), "sha1", "schedule"),
+        weekly.idempotency_key(temporal_split("2026-02-02 03:00", 4, 1, 7), _datasets(), "sha1", "schedule"),
+        weekly.idempotency_key(split, _datasets(train_hash="c"), "sha1", "schedule"),
+        weekly.idempotency_key(split, _datasets(test_hash="c"), "sha1", "schedule"),
+        weekly.idempotency_key(split, _datasets(), "sha2", "schedule"),
+        weekly.idempotency_key(split, _datasets(), "sha1", "drift"),
+    }) == 7  # fmt: skip
 
 
 def test_summary_action_and_markdown():
