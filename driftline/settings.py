@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from driftline.errors import ConfigError, describe_validation_error
 
@@ -113,8 +119,6 @@ class GateSettings(_Section):
     margin: float = Field(default=0.0, description="Absolute margin by which a candidate must beat the champion.")
     backtest_sigmas: float = Field(default=2.0, ge=0)
     auto_promote: bool = True
-    rollback_investigate: float = Field(default=0.03, ge=0)
-    rollback_revert: float = Field(default=0.10, ge=0)
 
 
 class Settings(BaseSettings):
@@ -129,7 +133,6 @@ class Settings(BaseSettings):
     store_url: str | None = None
     mlflow_tracking_uri: str | None = None
     model_name: str = "driftline-churn"
-    timezone: str = "UTC"
     windows: Windows = Windows()
     drift: DriftSettings = DriftSettings()
     sampling: SamplingSettings = SamplingSettings()
@@ -213,7 +216,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
                 data[key] = str(p.parent / data[key])
     elif named:
         raise ConfigError(f"{p}: settings file not found")
-    env = EnvSettingsSource(Settings, env_prefix="DRIFTLINE_", env_nested_delimiter="__", case_sensitive=False)()
+    try:
+        env = EnvSettingsSource(Settings, env_prefix="DRIFTLINE_", env_nested_delimiter="__", case_sensitive=False)()
+    except SettingsError as e:  # e.g. DRIFTLINE_WINDOWS='{bad' is not JSON
+        raise ConfigError(f"DRIFTLINE_* environment: {' '.join(str(e).split())}") from None
     merged = _deep_merge(_deep_merge(data, env), {k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings(**merged)

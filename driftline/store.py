@@ -89,7 +89,12 @@ class Store:
 
                 path = self.url.removeprefix("sqlite:///")
                 if path and path != ":memory:":
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as e:
+                        raise DriftlineError(
+                            f"store URL {self.url!r}: cannot create folder {Path(path).parent} ({e.strerror or e})"
+                        ) from None
             try:
                 self._engine = sa.create_engine(self.url)
             except Exception as e:  # bad URL or missing driver
@@ -133,10 +138,12 @@ class Store:
         outcomes = sa.Table(
             "outcomes",
             md,
+            # Keyed by request and observation time: the same outcome twice is stored once, a
+            # later correction is kept beside it (the label join takes the latest observed).
             sa.Column(c.request_id, sa.String, primary_key=True),
             sa.Column(c.entity_id, sa.String, index=True),
             sa.Column(c.target.name, sa.String, nullable=False),
-            sa.Column(OUTCOME_TIME, sa.BigInteger, nullable=False, index=True),
+            sa.Column(OUTCOME_TIME, sa.BigInteger, primary_key=True, index=True),
         )
         quarantine = sa.Table(
             "quarantine",
@@ -172,7 +179,8 @@ class Store:
                         f"{self.contract.name!r}; use another store URL or migrate it"
                     )
         except sa.exc.OperationalError as e:
-            raise DriftlineError(f"store {self._safe_url()}: cannot connect ({e.orig})") from None
+            reason = " ".join(str(e.orig).split())  # drivers' messages span lines
+            raise DriftlineError(f"store {self._safe_url()}: cannot connect ({reason})") from None
         return self
 
     def _column_signature(self) -> dict[str, Any]:
@@ -271,7 +279,10 @@ class Store:
         return self._append(self.tables["predictions"], frame, [self.contract.timestamp], conn)
 
     def append_outcomes(self, frame: pd.DataFrame, conn: Connection | None = None) -> AppendResult:
-        """Append outcomes (request id, entity id, label, observed_time); skip known request ids."""
+        """Append outcomes (request id, entity id, label, observed_time); skip ones already stored.
+
+        A row with a known request id but a later ``observed_time`` is a correction and is kept.
+        """
         return self._append(self.tables["outcomes"], frame, [OUTCOME_TIME], conn)
 
     def quarantine(

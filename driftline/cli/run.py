@@ -21,7 +21,7 @@ from driftline.cli._common import STATE, contract_for, emit_json, settings
 from driftline.errors import DriftlineError, InputError
 
 FLOWS = ("refresh-and-retrain", "drift-monitor")
-TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")
+TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")  # = driftline.weekly.TRIGGERS (tested)
 
 
 def _quiet_prefect() -> None:

@@ -108,3 +108,10 @@ def test_contract_errors_name_the_field(tmp_path, patch, expected):
 def test_contract_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read contract"):
         load_contract(tmp_path / "nope.yaml")
+
+
+def test_malformed_environment_value_is_one_line(monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_WINDOWS", "{bad")
+    with pytest.raises(ConfigError, match=r"^DRIFTLINE_\* environment: .*windows") as e:
+        load_settings()
+    assert "\n" not in str(e.value)

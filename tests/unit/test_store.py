@@ -138,3 +138,22 @@ def test_micros_round_trip_exact():
     assert us[0] == 1767571200000001
     back = from_micros(np.where(us == np.iinfo(np.int64).min, np.nan, us.astype(float)))
     assert back[0] == ts[0] and back[1] == ts[1] and pd.isna(back[2])
+
+
+def test_outcome_corrections_are_kept_beside_the_original(store):
+    first = pd.DataFrame(
+        {"request_id": ["r1"], "user_id": ["u1"], "churned": ["0"], "observed_time": pd.to_datetime(["2026-01-12"])}
+    )
+    assert store.append_outcomes(first).stored == 1
+    assert store.append_outcomes(first).duplicates_skipped == 1  # the same outcome again
+    corrected = first.assign(churned="1", observed_time=pd.to_datetime(["2026-01-14"]))
+    assert store.append_outcomes(corrected).stored == 1
+    assert store.read_outcomes()["churned"].tolist() == ["0", "1"]
+
+
+def test_store_url_errors_name_the_store(tmp_path, tiny_contract):
+    with pytest.raises(DriftlineError, match=r"store URL 'sqlite:////proc/nope/s.db': cannot create folder /proc/nope"):
+        Store("sqlite:////proc/nope/s.db", tiny_contract).create()
+    with pytest.raises(DriftlineError, match=r"^store postgresql\+psycopg://u@127.0.0.1:9/x: cannot connect \(") as e:
+        Store("postgresql+psycopg://u@127.0.0.1:9/x", tiny_contract).create()
+    assert "\n" not in str(e.value)

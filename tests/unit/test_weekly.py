@@ -50,3 +50,9 @@ def test_summary_action_and_markdown():
     s = weekly.run_summary(model_name="m", registration=reg)
     assert s["action"] == "promoted"
     assert "version 3 (new); promoted: True; previous champion: 2" in weekly.summary_markdown(s)
+
+
+def test_cli_accepts_exactly_the_triggers_the_flow_records():
+    from driftline.cli.run import TRIGGERS
+
+    assert TRIGGERS == weekly.TRIGGERS
