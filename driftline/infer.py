@@ -53,16 +53,24 @@ def infer_contract(
         raise InputError("no request id column: pass --request-id COL (a unique id per row)")
     if rid not in frame.columns:
         raise InputError(f"--request-id column {rid!r} is not in the file")
+    if len(frame) == 0:
+        raise InputError("the file has no rows to draft a contract from")
     if positive is None:
-        labels = frame[target].dropna().unique().tolist()
-        positive = (
-            1 if set(map(str, labels)) <= {"0", "1", "0.0", "1.0"} else (sorted(map(str, labels))[-1] if labels else 1)
-        )
+        labels = {str(v).lower() for v in frame[target].dropna().unique().tolist()}
+        if labels <= {"0", "1", "0.0", "1.0"}:
+            positive = 1
+        elif labels <= {"true", "false"}:
+            positive = True
+        else:
+            shown = ", ".join(sorted(labels)[:5])
+            raise InputError(f"--positive is needed: which value of {target!r} is the positive class? ({shown})")
     features: dict[str, dict] = {}
     for col in frame.columns:
         if col in {target, timestamp, entity_id, rid}:
             continue
         s = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            continue  # other timestamps are not model inputs; derive features from them upstream
         kind = _kind(s)
         spec: dict = {"type": kind, "nullable": bool(s.isna().any())}
         if kind == "numeric":

@@ -146,3 +146,22 @@ def record_alert(home: Path, result: MonitorResult) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(state, fh, indent=1, sort_keys=True)
     Path(tmp).replace(p)
+
+
+def report_markdown(result: MonitorResult, html_path: str | None = None) -> str:
+    """The monitor's finding as a short markdown page (the Prefect artifact)."""
+    lines = [
+        f"# Drift monitor: {result.level}",
+        "",
+        f"- window: {result.window_start.isoformat()} → {result.window_end.isoformat()} ({result.n_rows:,} rows)",
+        f"- champion: {result.champion_version or '-'}",
+    ]
+    if result.flagged:
+        lines += ["", "| feature | PSI | warn | alert | severity |", "|---|---:|---:|---:|---|"]
+        lines += [
+            f"| {n} | {f['psi']:.4f} | {f['warn']:.4f} | {f['alert']:.4f} | {f['severity']} |"
+            for n, f in result.flagged.items()
+        ]
+    if html_path:
+        lines += ["", f"Full report: `{html_path}`"]
+    return "\n".join(lines) + "\n"

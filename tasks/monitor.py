@@ -34,26 +34,13 @@ def write_report(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
     """HTML report under the home's reports folder plus a markdown artifact; returns the path."""
     from driftline.drift import render_html
 
-    lines = [
-        f"# Drift monitor: {result.level}",
-        "",
-        f"- window: {result.window_start.isoformat()} → {result.window_end.isoformat()} ({result.n_rows:,} rows)",
-        f"- champion: {result.champion_version or '-'}",
-    ]
-    if result.flagged:
-        lines += ["", "| feature | PSI | warn | alert | severity |", "|---|---:|---:|---:|---|"]
-        lines += [
-            f"| {n} | {f['psi']:.4f} | {f['warn']:.4f} | {f['alert']:.4f} | {f['severity']} |"
-            for n, f in result.flagged.items()
-        ]
     path = None
     if result.report is not None:
         out = ctx.settings.reports_dir / f"drift-{result.window_end:%Y%m%dT%H%M}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_html(result.report))
         path = str(out)
-        lines += ["", f"Full report: `{path}`"]
-    create_markdown_artifact("\n".join(lines), key="drift-monitor", description=result.level)
+    create_markdown_artifact(monitor.report_markdown(result, path), key="drift-monitor", description=result.level)
     return path
 
 

@@ -61,3 +61,13 @@ def test_cli_prints_yaml_that_ingest_accepts(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(out)
     assert _common.run(build_app(), ["ingest", str(path), "--contract", str(tmp_path / "c.yaml"), "--json"]) == 0
     assert '"stored": 4' in capsys.readouterr().out
+
+
+def test_text_labels_need_positive_and_other_times_are_skipped():
+    frame = FRAME.assign(label=["churn", "stay", "stay", "churn"], signup=pd.to_datetime(["2025-01-01"] * 4))
+    with pytest.raises(InputError, match=r"--positive is needed: .*'label'.*\(churn, stay\)"):
+        infer_contract(frame, target="label", timestamp="ts", entity_id="account")
+    c = infer_contract(frame, target="label", timestamp="ts", entity_id="account", positive="churn")
+    assert c.target.positive == "churn" and "signup" not in c.features
+    with pytest.raises(InputError, match="no rows"):
+        infer_contract(frame.head(0), target="label", timestamp="ts", entity_id="account")
