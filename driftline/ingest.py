@@ -12,26 +12,40 @@ Row outcomes, in the order they are checked (a row gets the first reason that ap
 ``duplicate_request_id`` (same id, different content, within the batch; the first copy is
 kept). Exact copies within the batch and rows already in the store are
 ``duplicates_skipped``. Values outside an open vocabulary are stored and counted.
+
+Values are read as :mod:`driftline.values` says: categories as canonical text (``4111.0`` is
+``"4111"``, surrounding whitespace dropped, empty text is missing), booleans from
+true/false, 1/0, yes/no (any case), timestamps from datetimes, text or Unix-time numbers (unit
+from the magnitude). A numeric timestamp column that is not Unix time is refused as a whole.
+
+Each quarantined row carries ``row_number``: for CSV the 1-based line of the file (the header
+is line 1; blank lines and broken lines count, as in any editor), for Parquet the 1-based row.
+CSV line numbers assume no quoted field spans several lines; when the file's lines do not
+match the rows read (it has such fields), ``row_number`` is left empty rather than guessed.
+
+A predictions file may also carry the contract's target column: its labels are not stored from
+a predictions file (outcomes need an observation time). The report says so
+(``target_ignored``); with an ``observed_time`` column the same file can be ingested again with
+``kind="outcomes"`` to store the labels.
 """
 
 from __future__ import annotations
 
+import gzip
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
 from driftline.contract import Contract
 from driftline.errors import InputError
-from driftline.io import read_table, require_columns
+from driftline.io import Table, read_table, require_columns
 from driftline.store import OUTCOME_TIME, Store
-
-_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
-_FALSE = {"false", "0", "no", "n", "f", "0.0"}
+from driftline.values import category_text, parse_bool, parse_times
 
 
 @dataclass
@@ -42,6 +56,7 @@ class Checked:
     bad_raw: pd.DataFrame
     bad_reasons: list[str]
     bad_rows: list[int | None]
+    """1-based positions of the bad rows in the checked frame (ingest turns them into file lines)."""
     exact_duplicates: int = 0
     unseen: dict[str, int] = field(default_factory=dict)
 
@@ -58,6 +73,10 @@ class IngestReport:
     by_reason: dict[str, int] = field(default_factory=dict)
     unseen_categories: dict[str, int] = field(default_factory=dict)
     kind: str = "predictions"
+    target_ignored_files: list[str] = field(default_factory=list)
+    """Predictions files that also held the target column (its labels were not stored)."""
+    target_column: str | None = None
+    observed_time_present: bool = False
 
     @property
     def reconciles(self) -> bool:
@@ -74,30 +93,25 @@ class IngestReport:
             "by_reason": dict(sorted(self.by_reason.items())),
             "unseen_categories": dict(sorted(self.unseen_categories.items())),
             "reconciles": self.reconciles,
+            "target_ignored": bool(self.target_ignored_files),
+            "target_column": self.target_column if self.target_ignored_files else None,
+            "target_ignored_files": list(self.target_ignored_files),
         }
 
-
-def _parse_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Booleans from bool/0-1/text; returns (values as boolean dtype, mask of unparseable)."""
-    if pd.api.types.is_bool_dtype(s):
-        return s.astype("boolean"), pd.Series(False, index=s.index)
-    text = s.astype("string").str.strip().str.lower()
-    vals = pd.Series(pd.NA, index=s.index, dtype="boolean")
-    vals[text.isin(_TRUE).fillna(False).astype(bool)] = True
-    vals[text.isin(_FALSE).fillna(False).astype(bool)] = False
-    bad = s.notna() & vals.isna()
-    return vals, bad
-
-
-def _parse_time(s: pd.Series) -> pd.Series:
-    """Datetimes in UTC (naive input taken as UTC), NaT where unparseable."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        out = s
-    else:
-        out = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    return out.astype("datetime64[us]")
+    def target_note(self) -> str | None:
+        """One line for people when labels in a predictions file were not stored, else None."""
+        if not self.target_ignored_files:
+            return None
+        col = self.target_column
+        if self.observed_time_present:
+            return (
+                f"note: labels in column {col!r} were not stored from a predictions file; the file also has "
+                f"{OUTCOME_TIME}, so ingest it again with --kind outcomes to store them"
+            )
+        return (
+            f"note: labels in column {col!r} were not stored: labels go in an outcomes file "
+            f"(request id, {col}, {OUTCOME_TIME})"
+        )
 
 
 def _show(v: Any) -> str:
@@ -128,7 +142,7 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
     ent = frame[c.entity_id]
     flag(ent.isna() | (ent.astype("string").str.strip() == "").fillna(True), "missing_entity_id")
     clean[c.entity_id] = ent.astype("string").str.strip()
-    ts = _parse_time(frame[c.timestamp])
+    ts = parse_times(frame[c.timestamp], f"{source}: timestamp column {c.timestamp!r}")
     flag(ts.isna(), "bad_timestamp")
     clean[c.timestamp] = ts
 
@@ -150,12 +164,11 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
                 flag(out, f"out_of_range:{name} (" + vals.astype(str) + f" not in [{lo:g}, {hi:g}])")
             clean[name] = vals
         elif feat.type == "boolean":
-            vals, bad = _parse_bool(raw)
+            vals, bad = parse_bool(raw)
             flag(bad, "wrong_type:" + name + " (" + raw.map(_show).astype(str) + " is not a boolean)")
             clean[name] = vals
         else:
-            vals = raw.astype("string").str.strip()
-            vals = vals.mask(vals == "", pd.NA)
+            vals = category_text(raw, strip=True)
             if not feat.nullable:
                 flag(vals.isna() & ~null, f"null:{name}")
             if feat.vocabulary:
@@ -195,7 +208,7 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
         good=clean[keep].reset_index(drop=True),
         bad_raw=frame.iloc[bad_pos].reset_index(drop=True),
         bad_reasons=[str(r) for r in reason[bad_pos]],
-        bad_rows=[int(i) + 1 for i in bad_pos],  # 1-based data row (CSV: line minus the header)
+        bad_rows=[int(i) + 1 for i in bad_pos],
         exact_duplicates=exact,
         unseen=unseen,
     )
@@ -212,7 +225,7 @@ def check_outcomes(frame: pd.DataFrame, contract: Contract, source: str) -> Chec
     label = frame[c.target.name]
     m = label.isna().to_numpy() & pd.isna(reason)
     reason[m] = f"null:{c.target.name}"
-    t = _parse_time(frame[OUTCOME_TIME])
+    t = parse_times(frame[OUTCOME_TIME], f"{source}: column {OUTCOME_TIME!r}")
     m = t.isna().to_numpy() & pd.isna(reason)
     reason[m] = "bad_timestamp"
     clean = pd.DataFrame({c.request_id: rid})
@@ -251,11 +264,61 @@ def detect_kind(frame: pd.DataFrame, contract: Contract) -> str:
     return "predictions"
 
 
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
+
+
+def _is_csv(path: Path) -> bool:
+    return not "".join(path.suffixes[-2:]).lower().endswith((".parquet", ".pq"))
+
+
+def csv_row_lines(path: str | Path, rows: int, bad_lines: Sequence[int] = ()) -> np.ndarray | None:
+    """The 1-based file line of each row pandas read from a CSV file, or None if they do not add up.
+
+    Lines are counted as an editor does (the header is line 1 when the file starts with it).
+    Lines pandas skips are passed over: blank (whitespace-only) lines, the header, and the
+    broken ``bad_lines``. A quoted field holding a newline spreads one row over several lines;
+    then the count no longer matches ``rows`` and the answer is None.
+    """
+    skip = set(bad_lines)
+    out = np.empty(rows, dtype=np.int64)
+    k = 0
+    header_seen = False
+    with _open_text(Path(path)) as fh:
+        for i, text in enumerate(fh, start=1):
+            if not text.strip(" \t\r\n"):
+                continue
+            if not header_seen:
+                header_seen = True
+                continue
+            if i in skip:
+                continue
+            if k == rows:
+                return None
+            out[k] = i
+            k += 1
+    return out if k == rows else None
+
+
+def _file_rows(table: Table, result: Checked) -> list[int | None]:
+    """Quarantine row numbers of the checked rows: CSV file lines, Parquet 1-based rows."""
+    if not result.bad_rows or not _is_csv(table.path):
+        return list(result.bad_rows)
+    lines = csv_row_lines(table.path, len(table.frame), [b.line for b in table.bad_lines])
+    if lines is None:
+        return [None] * len(result.bad_rows)
+    return [None if r is None else int(lines[r - 1]) for r in result.bad_rows]
+
+
 def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, kind: str = "auto") -> IngestReport:
     """Check every file first, then write all of them in one transaction."""
     if not paths:
         raise InputError("no files given")
     checked: list[tuple[str, str, Checked, int]] = []
+    ignored: list[str] = []
+    observed_time = False
     for path in paths:
         table = read_table(path)
         source = str(table.path)
@@ -266,15 +329,31 @@ def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, 
             raise InputError(f"unknown kind {k!r} (expected predictions, outcomes or auto)")
         check = check_predictions if k == "predictions" else check_outcomes
         result = check(table.frame, contract, source)
+        result.bad_rows = _file_rows(table, result)
         if table.bad_lines:
             extra = pd.DataFrame({"line": [b.raw for b in table.bad_lines]})
             result.bad_raw = pd.concat([result.bad_raw, extra], ignore_index=True)
             result.bad_reasons += [f"unparseable_line ({b.reason})" for b in table.bad_lines]
             result.bad_rows += [b.line for b in table.bad_lines]
+            order = sorted(
+                range(len(result.bad_rows)), key=lambda i: (result.bad_rows[i] is None, result.bad_rows[i] or 0)
+            )
+            result.bad_raw = result.bad_raw.iloc[order].reset_index(drop=True)
+            result.bad_reasons = [result.bad_reasons[i] for i in order]
+            result.bad_rows = [result.bad_rows[i] for i in order]
+        if k == "predictions" and contract.target.name in table.frame.columns:
+            ignored.append(source)
+            observed_time = observed_time or OUTCOME_TIME in table.frame.columns
         checked.append((source, k, result, len(table.frame) + len(table.bad_lines)))
 
     kinds = {k for _, k, _, _ in checked}
-    report = IngestReport(files=[s for s, _, _, _ in checked], kind=kinds.pop() if len(kinds) == 1 else "mixed")
+    report = IngestReport(
+        files=[s for s, _, _, _ in checked],
+        kind=kinds.pop() if len(kinds) == 1 else "mixed",
+        target_ignored_files=ignored,
+        target_column=contract.target.name,
+        observed_time_present=observed_time,
+    )
     store.create()
     reasons: Counter[str] = Counter()
     with store.transaction() as conn:

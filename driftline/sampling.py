@@ -38,6 +38,7 @@ from driftline.contract import Contract
 from driftline.errors import InputError
 from driftline.labels import binary_target
 from driftline.splits import utc_naive_series
+from driftline.values import category_text, category_value
 
 MISSING_SEGMENT = "__missing__"
 REASONS = ("unseen", "rare_category", "extreme")
@@ -134,11 +135,8 @@ def allocate(total: int, weights: np.ndarray, capacity: np.ndarray) -> np.ndarra
 
 # -- tail ------------------------------------------------------------------------------------
 def as_text(values: pd.Series) -> pd.Series:
-    """Categorical values as ``str`` objects with NaN for missing (index kept)."""
-    obj = values.astype(object)
-    present = obj.notna()
-    lookup = {u: str(u) for u in pd.unique(obj[present].to_numpy(dtype=object))}
-    return pd.Series(obj.map(lookup).to_numpy(dtype=object), index=values.index, dtype=object)
+    """Categorical values as canonical ``str`` (``4111.0`` -> ``"4111"``) with NaN for missing (index kept)."""
+    return category_text(values)
 
 
 def _key_numeric(contract: Contract) -> list[str]:
@@ -169,7 +167,7 @@ def tail_groups(
                 if reason == "unseen":
                     if not known_vocab or name not in known_vocab:
                         continue
-                    vocab = {str(v) for v in known_vocab[name]}
+                    vocab = {category_value(v) for v in known_vocab[name]}
                     values = sorted(v for v in by_value if v not in vocab)
                 else:
                     values = sorted(v for v, idx in by_value.items() if len(idx) / n < rare_share)
@@ -260,7 +258,9 @@ def refresh_test_set(
     (a row with several reasons counts under each), and segment shares / rare-segment coverage
     of production (the deduplicated pool), the sample, and a uniform sample of the same size
     drawn from the pool with the same ``rng`` after the stratified draw. Rare segments are
-    segment values below ``rare_share`` of the pool; coverage is the share of them present.
+    segment values below ``rare_share`` of the pool; coverage is the share of them present
+    (None when there are none). Without a segment in the contract, the share gaps and the
+    coverage are None: there is nothing to compare.
     """
     rid, eid, ts, target = contract.request_id, contract.entity_id, contract.timestamp, contract.target.name
     needed = [rid, eid, ts, target, *contract.categorical, *contract.numeric]
@@ -387,8 +387,8 @@ def refresh_test_set(
         "segment": contract.segment,
         "segment_shares": {"production": prod_shares, "sample": sample_shares, "uniform": uniform_shares},
         "segment_share_gap": {
-            "sample": _tvd(prod_shares, sample_shares),
-            "uniform": _tvd(prod_shares, uniform_shares),
+            "sample": _tvd(prod_shares, sample_shares) if contract.segment else None,
+            "uniform": _tvd(prod_shares, uniform_shares) if contract.segment else None,
         },
         "rare_segments": rare_segments,
         "rare_segment_coverage": {"sample": coverage(chosen), "uniform": coverage(uniform)},

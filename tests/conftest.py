@@ -30,6 +30,23 @@ def tiny_contract() -> Contract:
     return parse_contract(TINY_CONTRACT)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_services():
+    """The environment `driftline run`/`demo` would set, fixed for the whole session.
+
+    Those commands only set these when unset; fixing them up front keeps Prefect's settings the
+    same in every test, so Prefect never re-creates its log handlers on a test's captured (and
+    later closed) stderr.
+    """
+    from driftline.cli.run import quiet_environment
+
+    mp = pytest.MonkeyPatch()
+    for key, value in quiet_environment().items():
+        mp.setenv(key, value)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     """Every test gets its own DRIFTLINE_HOME and no stray settings from the developer's shell."""

@@ -85,6 +85,9 @@ def ingest_cmd(
         typer.echo(f"  quarantined {count:>8,}  {reason}")
     for feat, count in d["unseen_categories"].items():
         typer.echo(f"  unseen values {count:>6,}  {feat} (stored; open vocabulary)")
+    note = report.target_note()
+    if note:
+        typer.echo(f"  {note}")
 
 
 def infer_cmd(

@@ -24,14 +24,22 @@ FLOWS = ("refresh-and-retrain", "drift-monitor")
 TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")  # = driftline.weekly.TRIGGERS (tested)
 
 
+def quiet_environment() -> dict[str, str]:
+    """Environment defaults for commands that start flows: no Prefect log lines or telemetry."""
+    return {
+        "PREFECT_LOGGING_LEVEL": "CRITICAL",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
+    }
+
+
 def _quiet_prefect() -> None:
     """Keep Prefect's log lines (and its tracebacks) out of the terminal unless the user set
     PREFECT_LOGGING_LEVEL: the command prints its own summary and one-line errors."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for key, value in quiet_environment().items():
+        os.environ.setdefault(key, value)
 
 
 @contextmanager

@@ -12,25 +12,21 @@ from driftline.validation.suite import DEFAULT_TOLERANCE
 
 
 def _load(path: Path, contract: Any) -> tuple[Any, int]:
-    """Read a batch; CSV timestamps parsed and tz-aware ones made naive UTC (as the store keeps them).
+    """Read a batch with its timestamps as naive UTC datetimes (as the store keeps them).
 
-    A timestamp that cannot be parsed becomes null, which the not-null expectation reports.
-    Returns the frame and the number of CSV lines that could not be split into fields.
+    Timestamps are read as ingest reads them (:func:`driftline.values.parse_times`: text,
+    datetimes, or Unix-time numbers in the unit their magnitude implies); a value that cannot be
+    read becomes null, which the not-null expectation reports. Returns the frame and the number
+    of CSV lines that could not be split into fields.
     """
-    import pandas as pd
-
     from driftline.io import read_table
+    from driftline.values import parse_times
 
     table = read_table(path)
     frame = table.frame
     ts = contract.timestamp
     if ts in frame.columns:
-        col = frame[ts]
-        if not pd.api.types.is_datetime64_any_dtype(col):
-            col = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
-        if getattr(col.dt, "tz", None) is not None:
-            col = col.dt.tz_convert("UTC").dt.tz_localize(None)
-        frame[ts] = col
+        frame[ts] = parse_times(frame[ts], f"{table.path}: timestamp column {ts!r}")
     return frame, len(table.bad_lines)
 
 
@@ -51,7 +47,13 @@ def validate_cmd(
         DEFAULT_TOLERANCE, "--tolerance", min=0.0, help="Distribution bounds, in reference spreads."
     ),
 ) -> None:
-    """Validate a batch with the GX suite the contract implies; exit 0 pass, 1 fail, 2 unusable input."""
+    """Validate a batch with the GX suite the contract implies; exit 0 pass, 1 fail, 2 unusable input.
+
+    Unusable input: a file that cannot be read, or a batch that cannot be used as a whole (a
+    missing column, a column of the wrong type, fewer rows than --min-rows); that is one line on
+    stderr and exit 2. A batch whose rows break rules, or with broken CSV lines, fails with exit 1.
+    """
+    from driftline.errors import InputError
     from driftline.validation import validate_frame
 
     c = contract_for(contract)
@@ -63,6 +65,8 @@ def validate_cmd(
         ref.check_contract(c)
     frame, bad_lines = _load(file, c)
     result = validate_frame(frame, c, ref, docs_dir=docs, min_rows=min_rows, tolerance=tolerance)
+    if result.batch_error:
+        raise InputError(f"{file}: batch unusable: {result.batch_error}")
     ok = result.success and bad_lines == 0
     payload = {"file": str(file), **result.to_dict(), "bad_lines": bad_lines}
     payload["success"] = ok
@@ -76,8 +80,6 @@ def validate_cmd(
     )
     if bad_lines:
         typer.echo(f"  {bad_lines} CSV line(s) could not be parsed and were not validated")
-    if result.batch_error:
-        typer.echo(f"  batch unusable: {result.batch_error}")
     for e in result.failed:
         where = f"({e.column})" if e.column else ""
         if e.error:

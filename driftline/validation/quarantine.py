@@ -7,7 +7,9 @@ the wrong type, fewer rows than ``min_rows``) stores nothing from the batch. Dis
 expectations (against a reference profile) do not stop storage: a drifted batch is still the
 production log. A repeated request id keeps its first row; later copies that are identical to
 it are passed to the store, which skips them as duplicates, and conflicting copies are
-quarantined (as ingest does).
+quarantined (as ingest does). Good rows are stored with their features as validation read them
+(:func:`~driftline.validation.validate.normalise_batch`): ``4111.0`` in a categorical column is
+stored as ``"4111"``, ``"yes"`` in a boolean column as True; quarantined rows keep the raw values.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 from driftline.contract import Contract
 from driftline.errors import DriftlineError
 from driftline.validation.suite import DEFAULT_TOLERANCE
-from driftline.validation.validate import ValidationResult, validate_frame
+from driftline.validation.validate import ValidationResult, normalise_batch, validate_frame
 
 UNIQUE_RULE = "expect_column_values_to_be_unique"
 
@@ -72,10 +74,12 @@ def validate_and_store(
         out["reconciles"] = False  # refused as a whole: the caller keeps the input
         return out
     mask = result.failed_row_mask().to_numpy(dtype=object, copy=True)
+    # Good rows are stored as validation read them: category codes as text, booleans as bools.
+    clean = normalise_batch(frame, contract)
     unique_label = f"{UNIQUE_RULE}:{contract.request_id}"
     dup_pos = np.flatnonzero(mask == unique_label)
     if dup_pos.size:
-        mask[_exact_copies(frame, contract.request_id, dup_pos)] = None  # the store skips these
+        mask[_exact_copies(clean, contract.request_id, dup_pos)] = None  # the store skips these
     bad = np.flatnonzero(pd.notna(mask))
     good = np.flatnonzero(pd.isna(mask))
     reasons = [str(r) for r in mask[bad]]
@@ -83,7 +87,7 @@ def validate_and_store(
         quarantined = store.quarantine(
             frame.iloc[bad], reasons, source, conn=conn, row_numbers=[int(i) + 1 for i in bad]
         )
-        appended = store.append_predictions(frame.iloc[good], conn=conn)
+        appended = store.append_predictions(clean.iloc[good], conn=conn)
         total = appended.stored + quarantined + appended.duplicates_skipped
         if total != len(frame):
             raise DriftlineError(

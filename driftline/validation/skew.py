@@ -19,8 +19,10 @@ level): ``high`` at ≥ ``high_share`` (1%), ``medium`` at ≥ ``medium_share`` 
 representation mismatch), or every unseen row when the vocabulary is closed; for an open
 vocabulary, unseen values with no plausible counterpart are new categories rather than skew:
 they rank ``low`` unless they reach ``new_values_share`` (5%), then ``medium``. A detected unit
-factor is always ``high``. Values are compared as text, so the mapping's keys and values are
-strings.
+factor is always ``high``. Values are compared as canonical text
+(:func:`driftline.values.category_value`: ``4111.0`` on one side and ``4111`` on the other are the
+same value), so the mapping's keys and values are strings; booleans and times are read as ingest
+reads them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.contract import Contract
+from driftline.values import category_text, parse_bool, parse_times
 
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2}
 METHODS = ("normalise", "country", "entity")
@@ -273,20 +276,18 @@ def _combine(confidences: Iterable[float]) -> float:
 
 
 def _value_counts(s: pd.Series) -> dict[str, int]:
-    """Non-null value counts keyed by the value's text (so 1 and "1" meet), most frequent first."""
-    vc = s.value_counts(dropna=True, sort=True)
-    out: dict[str, int] = {}
-    for v, n in zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True):
-        k = str(v)
-        out[k] = out.get(k, 0) + int(n)
-    return out
+    """Non-null value counts keyed by the value's canonical text (1, 1.0 and "1" meet), most frequent first."""
+    vc = category_text(s).value_counts(dropna=True, sort=True)
+    return {str(v): int(n) for v, n in zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True)}
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    """Values as text with nulls kept null (for joins and comparisons across dtypes)."""
-    if pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype):
-        return s
-    return s.map(lambda v: None if pd.isna(v) else str(v), na_action="ignore").astype(object)
+    """Values as canonical text with nulls kept null (for joins and comparisons across dtypes).
+
+    Canonical as in :func:`driftline.values.category_value`: ``4111.0`` and ``4111`` are both
+    ``"4111"``. Whitespace is kept: a stray space is a difference between the two sides.
+    """
+    return category_text(s)
 
 
 def _numeric(s: pd.Series) -> np.ndarray:
@@ -570,14 +571,10 @@ def scale_skew(
     )
 
 
-_BOOL_VALUES = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}  # 1/0 hash as True/False
-
-
 def _boolean(s: pd.Series) -> np.ndarray:
-    """Booleans (bool, boolean, or True/False/1/0 objects) as 1.0/0.0/NaN."""
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("float64").to_numpy(na_value=np.nan) if s.hasnans else s.to_numpy(dtype="float64")
-    return s.map(_BOOL_VALUES).to_numpy(dtype="float64", na_value=np.nan)
+    """Booleans as 1.0/0.0/NaN, read as ingest reads them (True/False, 1/0, yes/no, ... any case)."""
+    parsed, _ = parse_bool(s)
+    return parsed.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _differs(a: pd.Series, b: pd.Series, kind: str, t: SkewThresholds) -> np.ndarray:
@@ -661,10 +658,8 @@ _NAT = np.iinfo(np.int64).min
 
 
 def _time_key(s: pd.Series) -> np.ndarray:
-    """Times as int64 microseconds (naive = UTC; unparseable = the int64 minimum)."""
-    t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-    if getattr(t.dt, "tz", None) is not None:
-        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    """Times as int64 microseconds (naive = UTC; unparseable = the int64 minimum), read as ingest reads them."""
+    t = parse_times(s, f"timestamp column {s.name!r}")
     return t.to_numpy(dtype="datetime64[us]").astype("int64")
 
 

@@ -7,11 +7,11 @@ What the contract implies, in suite order:
 - request id: ``expect_column_values_to_not_be_null`` and ``expect_column_values_to_be_unique``;
   entity id: not null; timestamp: not null and ``expect_column_values_to_be_of_type("datetime64")``
   (tz-naive UTC datetimes, as the store and the simulator use);
-- per feature: its type (numeric: ``expect_column_values_to_be_in_type_list`` with the numeric
-  dtypes; categorical: ``expect_column_values_to_be_of_type("str")``; boolean: type list
-  ``bool``/``BooleanDtype``), not null unless ``nullable``, ``expect_column_values_to_be_between``
-  for a declared range widened by ``range_tolerance`` × (high − low) on each side, and
-  ``expect_column_values_to_be_in_set`` for a closed vocabulary;
+- per feature: numeric: ``expect_column_values_to_be_in_type_list`` with the numeric dtypes;
+  boolean: ``expect_column_values_to_be_in_set([True, False])``; categorical: no type check (a
+  category may be coded as text or as numbers); then not null unless ``nullable``,
+  ``expect_column_values_to_be_between`` for a declared range widened by ``range_tolerance`` ×
+  (high − low) on each side, and ``expect_column_values_to_be_in_set`` for a closed vocabulary;
 - with a reference profile, per numeric feature: quantiles (and the mean, when the profile
   knows it) within ``tolerance`` × the reference spread of the reference values.
 
@@ -19,6 +19,12 @@ Every expectation carries ``meta["driftline_level"]``: ``batch`` (the batch as a
 used: a missing column, a wrong column type, too few rows), ``row`` (single rows break a rule and
 can be quarantined) or ``distribution`` (severity ``warning``: the batch looks unlike the
 reference). The target column is not required: serving batches do not carry labels.
+
+The suite checks values as ingest reads them (:mod:`driftline.values`), so it is meant to run on
+the batch as :func:`driftline.validation.validate.normalise_batch` presents it (``validate_frame``
+does this): categorical values as canonical text (``4111.0`` is ``"4111"``, whitespace stripped,
+empty text missing), booleans as True/False wherever they read as one (true/false, 1/0, yes/no
+in any case), any other value left as it was so the boolean value-set check reports it.
 """
 
 from __future__ import annotations
@@ -65,9 +71,8 @@ NUMERIC_TYPES = [
     "Float64Dtype",
 ]
 """Names GX resolves (numpy dtype names, pandas extension dtype classes, Python types)."""
-BOOLEAN_TYPES = ["bool", "BooleanDtype"]
-CATEGORICAL_TYPE = "str"
-"""GX compares ``dtype.type`` with ``str``: matches every pandas string dtype and str objects."""
+BOOLEAN_VALUES = [True, False]
+"""The value set of a boolean feature, after normalisation (see the module docstring)."""
 TIMESTAMP_TYPE = "datetime64"
 
 _QUANTILE_KEY = re.compile(r"^q(\d{2})$")
@@ -207,9 +212,7 @@ def build_suite(
         if f.type == "numeric":
             out.append(gxe.ExpectColumnValuesToBeInTypeList(column=col, type_list=NUMERIC_TYPES, meta=_meta("batch")))
         elif f.type == "boolean":
-            out.append(gxe.ExpectColumnValuesToBeInTypeList(column=col, type_list=BOOLEAN_TYPES, meta=_meta("batch")))
-        else:
-            out.append(gxe.ExpectColumnValuesToBeOfType(column=col, type_=CATEGORICAL_TYPE, meta=_meta("batch")))
+            out.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(BOOLEAN_VALUES), meta=_meta("row")))
         if not f.nullable:
             out.append(gxe.ExpectColumnValuesToNotBeNull(column=col, meta=_meta("row")))
         if f.type == "numeric" and f.range is not None:

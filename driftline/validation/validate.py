@@ -20,6 +20,7 @@ import pandas as pd
 
 from driftline.contract import Contract
 from driftline.validation.suite import DEFAULT_TOLERANCE, LEVEL_KEY, build_suite
+from driftline.values import category_text, parse_bool
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -297,15 +298,44 @@ def summarise(gx_result: Any, frame: pd.DataFrame, suite: ExpectationSuite | Non
     )
 
 
-def _gx_view(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame as GX should see it: unique default index, category columns as their values.
+def normalise_batch(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The contract's features as validation (and ingest) read them; other columns untouched.
+
+    Categorical features become canonical text (:func:`driftline.values.category_text`,
+    stripped, empty text missing); boolean features become pandas ``boolean`` when every value
+    reads as one (:func:`driftline.values.parse_bool`), else an object column of True/False/NA
+    with each unreadable value kept as it was, for the suite's value-set check to report. Index
+    and row order are kept; the input is not modified.
+    """
+    out = frame.copy(deep=False)
+    for name, f in contract.features.items():
+        if name not in frame.columns:
+            continue
+        if f.type == "categorical":
+            out[name] = category_text(frame[name], strip=True)
+        elif f.type == "boolean":
+            parsed, bad = parse_bool(frame[name])
+            if bad.any():
+                mixed = parsed.astype(object)
+                mixed[bad] = frame[name][bad].astype(object)
+                out[name] = mixed
+            else:
+                out[name] = parsed
+    return out
+
+
+def _gx_view(frame: pd.DataFrame, contract: Contract | None = None) -> pd.DataFrame:
+    """The frame as GX should see it: unique default index, features normalised, categories decoded.
 
     GX reports failing rows by index label, so a non-unique index is replaced by positions;
-    its type checks do not know pandas ``category`` columns, so those are decoded.
+    with a contract, features are read as :func:`normalise_batch` says; GX's type checks do
+    not know pandas ``category`` columns, so any left are decoded.
     """
     view = frame
     if not isinstance(view.index, pd.RangeIndex) or not view.index.is_unique:
         view = view.reset_index(drop=True)
+    if contract is not None:
+        view = normalise_batch(view, contract)
     cats = [c for c in view.columns if isinstance(view[c].dtype, pd.CategoricalDtype)]
     if cats:
         view = view.copy(deep=False)
@@ -326,13 +356,15 @@ def validate_frame(
 ) -> ValidationResult:
     """Validate one batch against the suite the contract (and profile) implies.
 
+    The suite sees the batch as :func:`normalise_batch` reads it (numeric category codes and
+    1/0 or yes/no booleans are fine; see :mod:`driftline.values`); ``frame`` is not modified.
     Returns the same structure for flows and the CLI (see :meth:`ValidationResult.to_dict`).
     ``suite`` overrides the generated suite (then ``profile``, ``min_rows`` and ``tolerance``
     are not used).
     """
     if suite is None:
         suite = build_suite(contract, profile, min_rows=min_rows, tolerance=tolerance)
-    view = _gx_view(frame)
+    view = _gx_view(frame, contract)
     docs = None if docs_dir is None else Path(docs_dir)
     if docs is not None:
         docs.mkdir(parents=True, exist_ok=True)

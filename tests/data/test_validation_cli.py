@@ -45,7 +45,7 @@ def test_validate_passes_a_clean_parquet_file(capsys, tmp_path, contract_file):
     _frame().to_parquet(tmp_path / "batch.parquet")
     code, out, _ = _run(capsys, "validate", str(tmp_path / "batch.parquet"), "--contract", contract_file)
     assert code == 0
-    assert out.startswith("PASS ") and "40 rows, 25/25 expectations met" in out
+    assert out.startswith("PASS ") and "40 rows, 23/23 expectations met" in out
 
 
 def test_validate_csv_json_reports_each_failed_expectation(capsys, tmp_path, contract_file):
@@ -71,11 +71,71 @@ def test_validate_csv_json_reports_each_failed_expectation(capsys, tmp_path, con
     assert {"name", "column", "success", "unexpected_count", "examples"} <= set(d["expectations"][0])
 
 
-def test_validate_missing_column_fails_with_batch_error(capsys, tmp_path, contract_file):
-    _frame().drop(columns=["tenure_days"]).to_csv(tmp_path / "batch.csv", index=False)
-    code, out, _ = _run(capsys, "validate", str(tmp_path / "batch.csv"), "--contract", contract_file)
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize(
+    ("make", "extra", "reason"),
+    [
+        (lambda f: f.drop(columns=["tenure_days"]), [], "missing column(s): tenure_days"),
+        (lambda f: f.iloc[:0], [], "row count 0 is below the minimum 1"),
+        (lambda f: f, ["--min-rows", "50"], "row count 40 is below the minimum 50"),
+    ],
+)
+def test_validate_unusable_batch_exits_2_with_one_line(capsys, tmp_path, contract_file, make, extra, reason, as_json):
+    path = tmp_path / "batch.csv"
+    make(_frame()).to_csv(path, index=False)
+    argv = ["validate", str(path), "--contract", contract_file, *extra] + (["--json"] if as_json else [])
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err == f"error: {path}: batch unusable: {reason}\n"
+
+
+def test_validate_category_codes_as_numbers_and_unix_times_pass(capsys, tmp_path):
+    from driftline.contract import parse_contract
+
+    contract = parse_contract(
+        {
+            "name": "cards",
+            "entity_id": "account",
+            "request_id": "txn",
+            "timestamp": "ts",
+            "target": {"name": "fraud", "positive": "yes"},
+            "features": {
+                "MCC": {
+                    "type": "categorical",
+                    "nullable": True,
+                    "vocabulary": [4111, 5411, 5812, 7995],
+                    "closed": True,
+                },
+                "present": {"type": "boolean"},
+            },
+        }
+    )
+    c = str(contract.save(tmp_path / "cards.yaml"))
+    n = 12
+    frame = pd.DataFrame(
+        {
+            "txn": [f"t{i}" for i in range(n)],
+            "account": [f"a{i % 3}" for i in range(n)],
+            "ts": 1_772_406_008 + 3600 * np.arange(n),  # Unix seconds
+            "MCC": np.array([4111, 5411, 5812, 7995] * 3, dtype="int64"),
+            "present": [0, 1] * 6,
+        }
+    )
+    frame.to_parquet(tmp_path / "ints.parquet")
+    code, out, _ = _run(capsys, "validate", str(tmp_path / "ints.parquet"), "--contract", c)
+    assert (code, out.split(":", 1)[0]) == (0, f"PASS {tmp_path / 'ints.parquet'}")
+    frame.loc[3, "MCC"] = 1234
+    frame.to_csv(tmp_path / "ints.csv", index=False)
+    code, out, _ = _run(capsys, "validate", str(tmp_path / "ints.csv"), "--contract", c, "--json")
     assert code == 1
-    assert "batch unusable: missing column(s): tenure_days" in out
+    (bad,) = [e for e in json.loads(out)["expectations"] if not e["success"]]
+    assert (bad["name"], bad["column"], bad["examples"]) == ("expect_column_values_to_be_in_set", "MCC", ["1234"])
+    frame["ts"] = np.arange(n)  # numbers, but not Unix times
+    frame.to_csv(tmp_path / "small.csv", index=False)
+    code, out, err = _run(capsys, "validate", str(tmp_path / "small.csv"), "--contract", c)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {tmp_path / 'small.csv'}: timestamp column 'ts' holds numbers that are not Unix")
 
 
 def test_validate_broken_csv_lines_fail_the_batch(capsys, tmp_path, contract_file):

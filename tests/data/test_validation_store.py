@@ -120,3 +120,19 @@ def test_reuses_a_validation_result(store, tiny_contract):
     result = validate_frame(f, tiny_contract)
     out = validate_and_store(f, tiny_contract, store, source="x", validation=result)
     assert (out["stored"], out["quarantined"], out["duplicates_skipped"], out["success"]) == (20, 0, 0, True)
+
+
+def test_good_rows_are_stored_as_validation_read_them(store, tiny_contract):
+    f = _batch(6)
+    f["auto_renew"] = ["yes", "no", "No", "1", "0", "maybe"]  # the last one is not a boolean
+    f["plan"] = [" free", "pro ", "free", "pro", "free", "pro"]
+    f["country"] = ["US", "GB", "DE", "US", 7, 7.0]  # numeric codes in an open vocabulary
+    out = validate_and_store(f, tiny_contract, store, source="text")
+    assert out["by_reason"] == {"expect_column_values_to_be_in_set:auto_renew": 1}
+    assert (out["stored"], out["quarantined"]) == (5, 1)
+    stored = store.read_predictions().sort_values("request_id")
+    assert stored["auto_renew"].tolist() == [True, False, False, True, False]  # "no" is not stored as True
+    assert stored["plan"].tolist() == ["free", "pro", "free", "pro", "free"]
+    assert stored["country"].tolist() == ["US", "GB", "DE", "US", "7"]
+    (raw,) = store.read_quarantine("text")["raw"]
+    assert json.loads(raw)["auto_renew"] == "maybe" and json.loads(raw)["country"] == 7.0

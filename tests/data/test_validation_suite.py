@@ -12,7 +12,7 @@ from driftline.contract import parse_contract
 from driftline.errors import InputError
 from driftline.settings import DriftSettings
 from driftline.validation import build_suite, numeric_reference, validate_frame
-from driftline.validation.suite import BOOLEAN_TYPES, NUMERIC_TYPES
+from driftline.validation.suite import BOOLEAN_VALUES, NUMERIC_TYPES
 from tests.conftest import TINY_CONTRACT
 
 
@@ -62,11 +62,9 @@ def test_suite_has_exactly_the_expectations_the_contract_implies(tiny_contract):
         ("expect_column_values_to_not_be_null", {"column": "user_id"}),
         ("expect_column_values_to_not_be_null", {"column": "event_time"}),
         ("expect_column_values_to_be_of_type", {"column": "event_time", "type_": "datetime64"}),
-        # country: categorical, open vocabulary -> type and not-null only
-        ("expect_column_values_to_be_of_type", {"column": "country", "type_": "str"}),
+        # country: categorical, open vocabulary -> not-null only (codes may be text or numbers)
         ("expect_column_values_to_not_be_null", {"column": "country"}),
         # plan: closed vocabulary -> value set
-        ("expect_column_values_to_be_of_type", {"column": "plan", "type_": "str"}),
         ("expect_column_values_to_not_be_null", {"column": "plan"}),
         ("expect_column_values_to_be_in_set", {"column": "plan", "value_set": ["free", "pro"]}),
         # tenure_days: numeric with a range, tolerance 0
@@ -75,11 +73,11 @@ def test_suite_has_exactly_the_expectations_the_contract_implies(tiny_contract):
         ("expect_column_values_to_be_between", {"column": "tenure_days", "min_value": 0.0, "max_value": 1000.0}),
         # score_hint: nullable numeric, no range -> type only
         ("expect_column_values_to_be_in_type_list", {"column": "score_hint", "type_list": NUMERIC_TYPES}),
-        ("expect_column_values_to_be_in_type_list", {"column": "auto_renew", "type_list": BOOLEAN_TYPES}),
+        ("expect_column_values_to_be_in_set", {"column": "auto_renew", "value_set": [True, False]}),
         ("expect_column_values_to_not_be_null", {"column": "auto_renew"}),
     ]
     assert got == expected
-    assert BOOLEAN_TYPES == ["bool", "BooleanDtype"]
+    assert BOOLEAN_VALUES == [True, False]
     levels = {e.meta["driftline_level"] for e in suite.expectations}
     assert levels == {"batch", "row"}
 
@@ -161,6 +159,10 @@ def test_profile_for_another_contract_is_refused(tiny_contract):
 
     other = parse_contract({**TINY_CONTRACT, "name": "other"})
     profile = fit_profile(_frame(50), other, DriftSettings())
+    other_columns = parse_contract(
+        {**TINY_CONTRACT, "name": "other", "features": {**TINY_CONTRACT["features"], "extra": {"type": "numeric"}}}
+    )
+    profile.contract_fingerprint = other_columns.schema_fingerprint()  # as if fitted for other columns
     with pytest.raises(InputError, match="fitted for contract 'other'"):
         build_suite(tiny_contract, profile)
 
@@ -174,7 +176,7 @@ def test_clean_batch_passes(tiny_contract):
     assert r.failed_row_mask().isna().all()
     d = r.to_dict()
     json.dumps(d, allow_nan=False)
-    assert d["statistics"]["evaluated_expectations"] == 25 == d["statistics"]["successful_expectations"]
+    assert d["statistics"]["evaluated_expectations"] == 23 == d["statistics"]["successful_expectations"]
 
 
 def test_nullable_column_may_hold_nulls(tiny_contract):
@@ -191,7 +193,8 @@ def test_nullable_column_may_hold_nulls(tiny_contract):
         ("vocabulary", "expect_column_values_to_be_in_set:plan", [4], ["gold"]),
         ("duplicate", "expect_column_values_to_be_unique:request_id", [7], ["r001"]),
         ("missing_user", "expect_column_values_to_not_be_null:user_id", [0], [None]),
-        ("object_type", "expect_column_values_to_be_of_type:country", [6], [7]),
+        ("code_outside_closed", "expect_column_values_to_be_in_set:plan", [6], ["7"]),
+        ("unreadable_bool", "expect_column_values_to_be_in_set:auto_renew", [1, 8], ["maybe", 2]),
     ],
 )
 def test_row_level_fault_fails_only_its_expectation(tiny_contract, fault, label, rows, examples):
@@ -207,9 +210,13 @@ def test_row_level_fault_fails_only_its_expectation(tiny_contract, fault, label,
         f.loc[7, "request_id"] = "r001"
     elif fault == "missing_user":
         f.loc[0, "user_id"] = None
-    elif fault == "object_type":
-        f["country"] = f["country"].astype(object)
-        f.loc[6, "country"] = 7
+    elif fault == "code_outside_closed":
+        f["plan"] = f["plan"].astype(object)
+        f.loc[6, "plan"] = 7  # a numeric code is read as "7", which the closed vocabulary lacks
+    elif fault == "unreadable_bool":
+        f["auto_renew"] = f["auto_renew"].astype(object)
+        f.loc[1, "auto_renew"] = "maybe"
+        f.loc[8, "auto_renew"] = 2
     r = validate_frame(f, tiny_contract)
     assert not r.success
     assert _failed(r) == {label}
@@ -238,18 +245,12 @@ def test_duplicate_request_id_reports_both_copies_but_marks_the_later(tiny_contr
             "missing_column",
             {
                 "expect_column_to_exist:plan",
-                "expect_column_values_to_be_of_type:plan",
                 "expect_column_values_to_not_be_null:plan",
                 "expect_column_values_to_be_in_set:plan",
             },
             "missing column(s): plan",
         ),
         ("few_rows", {"expect_table_row_count_to_be_between"}, "row count 12 is below the minimum 20"),
-        (
-            "bool_as_text",
-            {"expect_column_values_to_be_in_type_list:auto_renew"},
-            "column auto_renew has type str, expected one of bool, BooleanDtype",
-        ),
         (
             "time_as_text",
             {"expect_column_values_to_be_of_type:event_time"},
@@ -264,8 +265,6 @@ def test_batch_level_fault_sets_batch_error(tiny_contract, fault, failed, batch_
         f = f.drop(columns=["plan"])
     elif fault == "few_rows":
         min_rows = 20
-    elif fault == "bool_as_text":
-        f["auto_renew"] = np.where(f["auto_renew"], "yes", "no")
     elif fault == "time_as_text":
         f["event_time"] = f["event_time"].astype(str)
     r = validate_frame(f, tiny_contract, min_rows=min_rows)
@@ -321,3 +320,84 @@ def test_categorical_type_accepts_string_dtypes(tiny_contract, dtype):
     f["country"] = f["country"].astype(dtype)
     f["auto_renew"] = f["auto_renew"].astype("boolean")
     assert validate_frame(f, tiny_contract).success
+
+
+# -- values, not dtypes: category codes written as numbers, booleans written as text -------
+
+MCC_CONTRACT = {
+    "name": "cards",
+    "entity_id": "account",
+    "request_id": "txn",
+    "timestamp": "ts",
+    "target": {"name": "fraud", "positive": "yes"},
+    "features": {
+        "MCC": {"type": "categorical", "nullable": True, "vocabulary": [4111, 5411, 5812, 7995], "closed": True},
+        "present": {"type": "boolean"},
+    },
+}
+
+
+def _mcc(codes, present) -> pd.DataFrame:
+    n = len(codes)
+    return pd.DataFrame(
+        {
+            "txn": [f"t{i}" for i in range(n)],
+            "account": [f"a{i % 3}" for i in range(n)],
+            "ts": pd.Timestamp("2026-03-02") + pd.to_timedelta(np.arange(n), unit="h"),
+            "MCC": codes,
+            "present": present,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        np.array([4111, 5411, 5812, 7995, 4111, 5411], dtype="int64"),
+        np.array([4111.0, 5411.0, np.nan, 7995.0, 4111.0, 5411.0]),  # an int column with a gap
+        pd.array([4111, 5411, None, 7995, 4111, 5411], dtype="Int64"),
+        ["4111", " 5411", None, "7995", "4111", "5411 "],  # text, spaces stripped as ingest does
+        pd.Series([4111, "5411", 5812.0, "7995", 4111, "5411"], dtype=object),
+    ],
+)
+def test_numeric_category_codes_meet_a_closed_vocabulary(codes):
+    c = parse_contract(MCC_CONTRACT)
+    r = validate_frame(_mcc(codes, [True, False] * 3), c)
+    assert r.success, _failed(r)
+    assert r.batch_error is None
+
+
+def test_a_float_code_outside_the_vocabulary_is_reported_as_its_text():
+    c = parse_contract(MCC_CONTRACT)
+    r = validate_frame(_mcc([4111.0, 9999.0, np.nan, 7995.0, 9999.0, 1.5], [True] * 6), c)
+    assert _failed(r) == {"expect_column_values_to_be_in_set:MCC"}
+    (bad,) = r.failed
+    assert bad.unexpected_count == 3 and sorted(bad.examples) == ["1.5", "9999"]
+    assert r.failed_row_mask().notna().to_numpy().nonzero()[0].tolist() == [1, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "present",
+    [
+        [1, 0, 1, 0, 1, 1],
+        [1.0, 0.0, 1.0, 0.0, 1.0, 1.0],
+        ["yes", "no", "YES", "No", "y", "n"],
+        ["true", "false", "True", "FALSE", "t", "f"],
+        ["1", "0", "1", "0", "1", "0"],
+        pd.array([True, False, True, False, True, True], dtype="boolean"),
+        np.array([True, False, True, False, True, True]),
+    ],
+)
+def test_booleans_are_read_as_ingest_reads_them(present):
+    c = parse_contract(MCC_CONTRACT)
+    r = validate_frame(_mcc([4111] * 6, present), c)
+    assert r.success, _failed(r)
+
+
+def test_yes_no_text_passes_the_tiny_contract_and_the_frame_is_not_modified(tiny_contract):
+    f = _frame()
+    f["auto_renew"] = np.where(f["auto_renew"], "yes", "no")
+    f["plan"] = f["plan"].astype(object)
+    before = f.copy()
+    assert validate_frame(f, tiny_contract).success
+    pd.testing.assert_frame_equal(f, before)

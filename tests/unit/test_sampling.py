@@ -220,7 +220,45 @@ def test_contract_without_segment_stratifies_by_label() -> None:
     ts = refresh_test_set(_frame(), c, 500, np.random.default_rng(0), tail_cap=0.0)
     assert {r["segment"] for r in ts.manifest["strata"]} == {"all"}
     assert ts.manifest["rare_segment_coverage"] == {"sample": None, "uniform": None}
+    assert ts.manifest["segment_share_gap"] == {"sample": None, "uniform": None}  # nothing to compare
+    assert ts.manifest["segment"] is None and ts.manifest["rare_segments"] == []
+    json.dumps(ts.manifest, allow_nan=False)
     assert abs(ts.frame["churned"].sum() - 500 * _frame()["churned"].mean()) < 1
+
+
+def test_numeric_category_codes_are_grouped_as_their_text() -> None:
+    """Float codes (an int column with a gap) and int codes name the same tail groups."""
+    c = parse_contract(
+        {
+            "entity_id": "user_id",
+            "request_id": "request_id",
+            "timestamp": "event_time",
+            "target": {"name": "churned"},
+            "segment": "mcc",
+            "features": {"mcc": {"type": "categorical", "nullable": True}, "tenure": {"type": "numeric"}},
+        }
+    )
+    n = 200
+    codes = np.where(np.arange(n) < 198, 5411.0, 7995.0)
+    codes[5] = np.nan
+    f = pd.DataFrame(
+        {
+            "request_id": np.arange(n),
+            "user_id": np.arange(n),
+            "event_time": pd.Timestamp("2024-03-04") + pd.to_timedelta(np.arange(n), unit="min"),
+            "mcc": codes,
+            "tenure": np.arange(n, dtype=float),
+            "churned": np.arange(n) % 2,
+        }
+    )
+    groups = tail_groups(f, c, rare_share=0.05, extreme_quantile=0.0, known_vocab={"mcc": {5411}})
+    assert [(g.reason, g.value, g.positions.tolist()) for g in groups] == [
+        ("unseen", "7995", [198, 199]),
+        ("rare_category", "7995", [198, 199]),
+    ]
+    ts = refresh_test_set(f, c, 100, np.random.default_rng(0), rare_share=0.05, extreme_quantile=0.0)
+    assert set(ts.manifest["segment_shares"]["production"]) == {"5411", "7995", "__missing__"}
+    assert ts.manifest["rare_segments"] == ["7995", "__missing__"]
 
 
 def test_input_errors() -> None:

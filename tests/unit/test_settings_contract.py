@@ -115,3 +115,15 @@ def test_malformed_environment_value_is_one_line(monkeypatch):
     with pytest.raises(ConfigError, match=r"^DRIFTLINE_\* environment: .*windows") as e:
         load_settings()
     assert "\n" not in str(e.value)
+
+
+def test_vocabulary_values_are_read_as_the_data_is_compared():
+    from driftline.values import category_value
+
+    data = {
+        **TINY_CONTRACT,
+        "segment": None,
+        "features": {"mcc": {"type": "categorical", "vocabulary": [4111, 5411.0, "x", True]}},
+    }
+    vocab = parse_contract(data).features["mcc"].vocabulary
+    assert vocab == ["4111", "5411", "x", "True"] == [category_value(v) for v in (4111, 5411.0, "x", True)]

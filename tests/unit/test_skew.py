@@ -274,3 +274,55 @@ def test_unknown_method_is_an_error():
 
 def test_no_vocabulary_finding_when_serving_uses_training_values():
     assert vocabulary_skew(S(["a", "b"]), S(["b", "a", None]), "x") is None
+
+
+# -- category codes written as numbers ----------------------------------------------------
+
+MCC = parse_contract(
+    {
+        "name": "cards",
+        "entity_id": "account",
+        "timestamp": "ts",
+        "target": {"name": "fraud"},
+        "features": {
+            "MCC": {"type": "categorical", "nullable": True, "vocabulary": [4111, 5411, 5812, 7995], "closed": True},
+            "present": {"type": "boolean"},
+        },
+    }
+)
+
+
+def _mcc(codes, present, times=None) -> pd.DataFrame:
+    n = len(codes)
+    return pd.DataFrame(
+        {
+            "account": [f"a{i}" for i in range(n)],
+            "ts": times if times is not None else pd.Timestamp("2026-03-02") + pd.to_timedelta(np.arange(n), unit="h"),
+            "MCC": codes,
+            "present": present,
+        }
+    )
+
+
+def test_int_codes_against_float_codes_are_no_skew():
+    codes = [4111, 5411, 5812, 7995] * 5
+    train = _mcc(pd.array([*codes[:-1], None], dtype="Int64"), [True, False] * 10)
+    serve = _mcc([float(c) for c in codes[:-1]] + [np.nan], [1, 0] * 10)  # floats (a gap), booleans as 1/0
+    report = skew_check(train, serve, MCC)
+    assert report.findings == [] and report.joined_rows == 20
+
+
+def test_float_codes_outside_a_closed_vocabulary_are_named_without_the_point_zero():
+    train = _mcc([4111, 5411] * 10, [True] * 20)
+    serve = _mcc([4111.0] * 19 + [9999.0], ["yes"] * 20)
+    f = vocabulary_skew(train["MCC"], serve["MCC"], "MCC", vocabulary=MCC.features["MCC"].vocabulary, closed=True)
+    assert (f.rows_affected, f.unmapped, f.severity) == (1, {"9999": 1}, "high")  # 1/20 = 5% >= 1%
+
+
+def test_unix_time_on_one_side_joins_with_datetimes_on_the_other():
+    times = pd.Timestamp("2026-03-02") + pd.to_timedelta(np.arange(20), unit="h")
+    train = _mcc([4111, 5411] * 10, [True, False] * 10, times=times)
+    epoch_ms = (times - pd.Timestamp("1970-01-01")) // pd.Timedelta(milliseconds=1)
+    serve = _mcc([4111, 5411] * 10, ["true", "NO"] * 10, times=np.asarray(epoch_ms, dtype=np.int64))
+    report = skew_check(train, serve, MCC)
+    assert report.joined_rows == 20 and report.findings == []
