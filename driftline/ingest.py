@@ -44,7 +44,7 @@ import pandas as pd
 from driftline.contract import Contract
 from driftline.errors import InputError
 from driftline.io import Table, read_table, require_columns
-from driftline.store import OUTCOME_TIME, Store
+from driftline.store import MODEL_COLUMNS, OUTCOME_TIME, Store
 from driftline.values import category_text, parse_bool, parse_times
 
 
@@ -181,9 +181,16 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
                         unseen[name] = count
             clean[name] = vals.astype(object).where(vals.notna(), None)
 
-    for extra in ("model_name", "model_version", "variant", "score", "predicted_label", "latency_ms"):
-        if extra in frame.columns:
-            clean[extra] = frame[extra]
+    for extra in MODEL_COLUMNS:
+        if extra not in frame.columns:
+            continue
+        raw = frame[extra]
+        if extra in ("score", "latency_ms"):
+            vals = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
+            flag(raw.notna() & vals.isna(), f"wrong_type:{extra} (" + raw.map(_show).astype(str) + " is not a number)")
+            clean[extra] = vals.astype("float64")
+        else:  # model name, version, variant and the predicted label are kept as text
+            clean[extra] = category_text(raw)
 
     ok = pd.isna(reason)
     # Duplicate request ids among otherwise good rows: exact copies are skipped, conflicts quarantined.

@@ -132,7 +132,7 @@ class Store:
             sa.Column("model_version", sa.String),
             sa.Column("variant", sa.String),
             sa.Column("score", sa.Float),
-            sa.Column("predicted_label", sa.Integer),
+            sa.Column("predicted_label", sa.String),  # text, like the target: "1", "fraud", "True"
             sa.Column("latency_ms", sa.Float),
         )
         outcomes = sa.Table(

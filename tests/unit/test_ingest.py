@@ -311,3 +311,19 @@ def test_row_numbers_are_parquet_rows(tmp_path, contract_file):
     p.write_text('a,b\n1,"x\ny"\n2,z\n')
     assert csv_row_lines(p, 2) is None
     assert csv_row_lines(tmp_path / "g.csv", 3).tolist() == [2, 3, 4]
+
+
+def test_model_fields_text_labels_and_non_numeric_scores(tmp_path, contract_file, capsys, tiny_contract):
+    rows = [
+        HEADER + ",model_name,score,predicted_label",
+        GOOD[0] + ",churn,0.91,Fraud",
+        GOOD[1] + ",churn,high,1",
+    ]
+    f = _write(tmp_path, "scored.csv", rows)
+    assert _cli("ingest", f, "--contract", contract_file, "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["stored"], out["by_reason"]) == (1, {"wrong_type:score": 1})
+    from driftline.settings import load_settings
+
+    stored = Store.from_settings(load_settings(), tiny_contract).read_predictions()
+    assert stored[["model_name", "score", "predicted_label"]].values.tolist() == [["churn", 0.91, "Fraud"]]
