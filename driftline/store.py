@@ -266,12 +266,12 @@ class Store:
             return AppendResult(0, 0)
         names, rows = self._rows(frame, table, times)
         sql = self._insert_sql(table, names)
+        stored = 0
         with self._conn(conn) as c:
-            before = c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             for i in range(0, len(rows), _INSERT_CHUNK):
-                c.exec_driver_sql(sql, rows[i : i + _INSERT_CHUNK])
-            after = c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        stored = int(after - before)
+                # The driver's rowcount for an executemany is the rows this statement inserted
+                # (skipped keys do not count), so concurrent writers cannot blur the numbers.
+                stored += max(0, int(c.exec_driver_sql(sql, rows[i : i + _INSERT_CHUNK]).rowcount))
         return AppendResult(stored=stored, duplicates_skipped=len(rows) - stored)
 
     def append_predictions(self, frame: pd.DataFrame, conn: Connection | None = None) -> AppendResult:
