@@ -62,17 +62,11 @@ class Feature(BaseModel):
     @field_validator("vocabulary", mode="before")
     @classmethod
     def _vocab_as_str(cls, v: Any) -> Any:
-        # Same text as the data's values are compared as (driftline.values.category_value):
-        # a YAML 4111.0 means the code "4111", a YAML true means "True".
+        # The same text data values are compared as: a YAML 4111.0 means the code "4111".
         if isinstance(v, list):
-            return [
-                ("True" if x else "False")
-                if isinstance(x, bool)
-                else str(int(x))
-                if isinstance(x, float) and x.is_integer()
-                else str(x)
-                for x in v
-            ]
+            from driftline.values import category_value
+
+            return [category_value(x) for x in v]
         return v
 
     @model_validator(mode="after")

@@ -25,31 +25,20 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from driftline.contract import Contract
 from driftline.errors import ConfigError, DriftlineError, InputError
-from driftline.labels import binary_target, canonical_label
+from driftline.labels import binary_target
 from driftline.settings import TrainingSettings
+from driftline.values import bool_value, category_value
 
 FEEDBACK_COLUMN = "feedback"
 UNKNOWN_CODE = -1
 MISSING_CODE = -2
 
-_TRUE = {"1", "yes", "y", "t"}
-_FALSE = {"0", "no", "n", "f"}
-
 
 # -- feature normalisation (shared by training and serving) ---------------------------
-def _as_category_text(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _as_bool_number(value: Any) -> float:
-    text = canonical_label(value)
-    if text in _TRUE:
-        return 1.0
-    if text in _FALSE:
-        return 0.0
-    return np.nan
+    """1.0 / 0.0 for the boolean spellings driftline.values accepts, NaN for anything else."""
+    b = bool_value(value)
+    return np.nan if b is None else float(b)
 
 
 def normalise_features(frame: pd.DataFrame, features: list[tuple[str, str]]) -> pd.DataFrame:
@@ -71,7 +60,7 @@ def normalise_features(frame: pd.DataFrame, features: list[tuple[str, str]]) -> 
         values = s.astype(object)
         present = values.notna()
         uniques = pd.unique(values[present].to_numpy(dtype=object))
-        convert = _as_category_text if kind == "categorical" else _as_bool_number
+        convert = category_value if kind == "categorical" else _as_bool_number
         lookup = {u: convert(u) for u in uniques}
         mapped = values.map(lookup)
         if kind == "categorical":

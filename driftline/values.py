@@ -1,11 +1,10 @@
 """How raw column values are read, in one place, so ingest, validation, skew and sampling agree.
 
-- **Categorical values are compared as text.** :func:`category_value` is the canonical form the
-  drift engine (``driftline.drift.counts.canonical``) and training (``_as_category_text``)
-  already use: an integral float loses its ``.0`` (``4111.0`` -> ``"4111"``, so an MCC column that
-  pandas read as float64 because of a missing value still matches ``4111``), a boolean becomes
-  ``"True"``/``"False"``, anything else is ``str(value)``. :func:`category_text` applies it to a
-  column.
+- **Categorical values are compared as text.** :func:`category_value` is the one canonical form
+  ingest, validation, skew, sampling, training and the drift engine use: an integral float loses
+  its ``.0`` (``4111.0`` -> ``"4111"``, so an MCC column that pandas read as float64 because of a
+  missing value still matches ``4111``), a boolean becomes ``"True"``/``"False"``, anything else
+  is ``str(value)``. :func:`category_text` applies it to a column.
 - **Booleans** are ``True``/``False``, the numbers 1/0, or the text ``true``/``false``, ``1``/``0``
   (also ``1.0``/``0.0``), ``yes``/``no``, ``y``/``n``, ``t``/``f`` in any case, surrounded by any
   whitespace (:func:`bool_value`, :func:`parse_bool`).

@@ -28,6 +28,20 @@ def _read(path: Path, what: str) -> Any:
     return table.frame
 
 
+def _fit(
+    path: Path, con: Any, s: Any, score_column: str | None, label_column: str | None, threshold: float | None
+) -> Any:
+    """Fit a profile on a reference file; the contract's target is the label when the file has it."""
+    from driftline.drift import fit_profile
+
+    ref = _read(path, "reference")
+    label = label_column
+    if label is None and con.target.name in ref.columns:
+        label = con.target.name
+    thr = threshold if threshold is not None else s.training.threshold
+    return fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(path))
+
+
 def _input_error(message: str) -> Exception:
     from driftline.errors import InputError
 
@@ -97,7 +111,7 @@ def drift_command(
     ),
 ) -> None:
     """Measure drift of a window (PSI, KL, JS per feature) and apply the trigger policy."""
-    from driftline.drift import Profile, compare, compare_parquet, fit_profile, render_html
+    from driftline.drift import Profile, compare, compare_parquet, render_html
     from driftline.errors import InputError
 
     if (reference is None) == (profile is None):
@@ -107,13 +121,7 @@ def drift_command(
     s = _common.settings()
     if reference is not None:
         con = _common.contract_for(contract, s)
-        ref = _read(reference, "reference")
-        label = label_column
-        if label is None and con.target.name in ref.columns:
-            label = con.target.name
-        thr = threshold if threshold is not None else s.training.threshold
-        prof = fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(reference))
-        del ref
+        prof = _fit(reference, con, s, score_column, label_column, threshold)
     else:
         assert profile is not None
         prof = Profile.load(profile)
@@ -152,16 +160,10 @@ def profile_command(
     json_out: bool = typer.Option(False, "--json", help="Print a summary as JSON."),
 ) -> None:
     """Fit a reference profile (bins, vocabularies, counts) and save it as versioned JSON."""
-    from driftline.drift import fit_profile
 
     s = _common.settings()
     con = _common.contract_for(contract, s)
-    ref = _read(file, "reference")
-    label = label_column
-    if label is None and con.target.name in ref.columns:
-        label = con.target.name
-    thr = threshold if threshold is not None else s.training.threshold
-    prof = fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(file))
+    prof = _fit(file, con, s, score_column, label_column, threshold)
     prof.save(out)
     summary = {
         "profile": str(out),

@@ -25,34 +25,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from driftline.values import bool_value, category_value
+
 if TYPE_CHECKING:
     from driftline.drift.profile import FeatureProfile, Profile
 
-_TRUE = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "f"})
 MAX_UNSEEN_TRACKED = 1000  # distinct unseen values counted by name per feature
 MAX_COMPARE_EDGES = 32  # up to this many edges, count by comparisons instead of searchsorted
 
 
-def canonical(value: Any) -> str:
-    """The string a categorical value is compared as: integral floats lose their '.0'."""
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+# Categories are compared as the same text everywhere (ingest, validation, training, drift).
+canonical = category_value
 
 
 def canonical_bool(value: Any) -> str | None:
-    """'true' / 'false' for the usual spellings of a boolean, None for anything else."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    text = canonical(value).strip().lower()
-    if text in _TRUE:
-        return "true"
-    if text in _FALSE:
-        return "false"
-    return None
+    """'true' / 'false' for the boolean spellings driftline.values accepts, None for anything else."""
+    b = bool_value(value)
+    return None if b is None else ("true" if b else "false")
 
 
 def numeric_values(series: pd.Series) -> np.ndarray:

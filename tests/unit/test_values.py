@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.drift.counts import canonical
 from driftline.errors import InputError
 from driftline.training import normalise_features
 from driftline.values import (
@@ -26,10 +25,34 @@ SCALARS = [4111.0, 4111, np.float32(5.0), np.int64(7), 7.5, "4111.0", " US ", Tr
 
 
 @pytest.mark.parametrize("value", SCALARS)
-def test_category_value_is_the_drift_and_training_canonical_form(value):
-    assert category_value(value) == canonical(value)
+def test_training_reads_categories_as_category_value(value):
     trained = normalise_features(pd.DataFrame({"f": pd.Series([value], dtype=object)}), [("f", "categorical")])
     assert category_value(value) == trained["f"].iloc[0]
+
+
+def test_drift_sees_float_and_int_codes_and_text_booleans_as_the_same_values(tiny_contract):
+    """The drift engine counts with the same reading: 4111.0 is the code 4111, "1.0" is true."""
+    from driftline.contract import parse_contract
+    from driftline.drift import compare, fit_profile
+    from driftline.settings import DriftSettings
+
+    data = tiny_contract.model_dump(mode="json")
+    data["features"]["country"] = {"type": "categorical"}
+    contract = parse_contract(data)
+    n = 400
+    reference = pd.DataFrame(
+        {
+            "country": np.tile([4111.0, 5411.0], n // 2),
+            "plan": "free",
+            "tenure_days": np.arange(n, dtype=float),
+            "score_hint": 0.5,
+            "auto_renew": np.tile([True, False], n // 2),
+        }
+    )
+    current = reference.assign(country=np.tile([4111, 5411], n // 2), auto_renew=np.tile(["1.0", "0.0"], n // 2))
+    report = compare(fit_profile(reference, contract, DriftSettings()), current, DriftSettings(), contract)
+    assert report.features["country"].unseen_share == 0 and report.features["country"].psi == pytest.approx(0)
+    assert report.features["auto_renew"].missing_share == 0 and report.features["auto_renew"].psi == pytest.approx(0)
 
 
 def test_category_value_examples():
