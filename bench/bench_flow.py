@@ -53,7 +53,7 @@ def plain(config: Path, as_of: pd.Timestamp) -> dict:
     reg = ModelRegistry.from_settings(s)
     window = weekly.load_window(store, c, s, as_of)
     champion = weekly.load_champion(reg, c)
-    rng = np.random.default_rng([s.training.seed, int(window.as_of.timestamp())])
+    rng = np.random.default_rng(weekly.sample_seed(s.training.seed, window.split))
     data = weekly.build_datasets(window, c, s, rng, s.home / "test_sets", weekly.known_vocabulary(champion, c))
     check = weekly.check_data(data, window.recent, c, champion)
     assessment = weekly.assess_drift(window.recent, data, c, s, champion, "schedule", False)
@@ -69,7 +69,7 @@ def plain(config: Path, as_of: pd.Timestamp) -> dict:
     reg_ = weekly.register_candidate(
         reg, candidate=cand, datasets=data, window=window, contract=c, settings=s, assessment=assessment,
         gates=gates, check=check, backtest=bt, champion=champion,
-        key=weekly.idempotency_key(window.split, data, code, assessment.trigger or "manual"), code=code,
+        key=weekly.idempotency_key(window.split, data, code, c), code=code,
         actor="bench", drift_html=render_html(assessment.report) if assessment.report is not None else None,
     )  # fmt: skip
     return weekly.run_summary(

@@ -33,3 +33,25 @@ def describe_validation_error(source: str, err: object) -> str:
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     return f"{source}: field {loc}: {first['msg']}{shown}"
+
+
+class TransientError(DriftlineError):
+    """A failure that may pass on a second try: a server unreachable, a registry busy, a timeout.
+
+    Prefect tasks retry these (and only these among driftline's errors); permanent errors fail at once.
+    """
+
+    exit_code = 3
+
+
+class RefusedError(DriftlineError):
+    """A registry move refused by driftline's rule (gates, provenance, compare-and-set, lineage).
+
+    ``code`` names the refusal so each face (CLI, flow) can add a hint in its own terms:
+    ``not_promotable`` (add --force / force=true), ``no_previous`` (name a version),
+    ``moved`` (the alias moved since the decision was taken), ``foreign`` (not driftline's model).
+    """
+
+    def __init__(self, message: str, *, code: str, exit_code: int | None = None) -> None:
+        super().__init__(message, exit_code=exit_code)
+        self.code = code

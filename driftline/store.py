@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +26,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from driftline.contract import LOG_COLUMNS, Contract
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, TransientError
 
 MODEL_COLUMNS = LOG_COLUMNS[:-1]
 OUTCOME_TIME = LOG_COLUMNS[-1]
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 _INSERT_CHUNK = 50_000
+# Driver messages that say "try again later" rather than "this will never work".
+_TRANSIENT = re.compile(r"(?i)connection refused|could not connect|timeout|timed out|database is locked|server closed")
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,8 @@ class Store:
                     )
         except sa.exc.OperationalError as e:
             reason = " ".join(str(e.orig).split())  # drivers' messages span lines
-            raise DriftlineError(f"store {self._safe_url()}: cannot connect ({reason})") from None
+            kind = TransientError if _TRANSIENT.search(reason) else DriftlineError
+            raise kind(f"store {self._safe_url()}: cannot connect ({reason})") from None
         return self
 
     def _column_signature(self) -> dict[str, Any]:
@@ -412,7 +417,10 @@ class Store:
             if name == "sqlite" and url.database and url.database != ":memory:":
                 import adbc_driver_sqlite.dbapi as adbc
 
-                con = adbc.connect(url.database)
+                # Read-only: this is a second SQLite library in the process. A writable
+                # connection of it that closes last (by its own count) would checkpoint and
+                # remove the WAL under the other library's open connections (disk I/O errors).
+                con = adbc.connect("file:" + urllib.parse.quote(url.database) + "?mode=ro")
             elif name == "postgresql":
                 import adbc_driver_postgresql.dbapi as adbc
 

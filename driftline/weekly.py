@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.contract import Contract
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, RefusedError
 from driftline.settings import Settings
 
 TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")
@@ -200,23 +200,28 @@ class Champion:
 
 
 def load_champion(registry: Any, contract: Contract) -> Champion | None:
-    """The champion's model, reference profile and training sample, or None before the first."""
+    """The champion's model, reference profile and training sample, or None before the first.
+
+    Only a version driftline registered loads (its files checked against the recorded hash); a
+    foreign or tampered champion, or one whose reference artifacts cannot be read, blocks the
+    run with one line instead of being measured against nothing.
+    """
     from driftline.drift import Profile
 
     info = registry.champion()
     if info is None:
         return None
-    pipeline = registry.load("champion")
-    profile = None
-    sample = None
+    pipeline = registry.load(version=info.version)
     try:
         profile = Profile.load(registry.download_artifact(info.version, "reference_profile.json"))
-    except (DriftlineError, OSError):
-        profile = None
-    try:
         sample = pd.read_parquet(registry.download_artifact(info.version, "training_sample.parquet"))
-    except (DriftlineError, OSError):
-        sample = None
+    except OSError as e:
+        raise DriftlineError(
+            f"champion version {info.version}: cannot read its reference artifacts ({e}); "
+            "drift and skew cannot be measured, so the run stops"
+        ) from None
+    except (ValueError, KeyError) as e:
+        raise DriftlineError(f"champion version {info.version}: unreadable reference artifacts ({e})") from None
     metrics = {k.removeprefix("test."): v for k, v in (info.metrics or {}).items() if k.startswith("test.")}
     return Champion(info.version, pipeline, profile, sample, metrics, dict(info.tags))
 
@@ -460,14 +465,22 @@ def judge_candidate(
 
 
 # -- 6. register ------------------------------------------------------------------------------
-def idempotency_key(split: Any, datasets: Datasets, code: str, trigger: str) -> str:
-    """The run's windows + data hashes + code version + trigger: a rerun maps to the same key.
+def idempotency_key(split: Any, datasets: Datasets, code: str, contract: Contract) -> str:
+    """The run's windows + data hashes + code version + contract: a rerun maps to the same key.
 
-    Keyed on the split (whole weeks) rather than the exact ``as_of``, so a rerun later the same
-    week, or one started without ``--as-of``, finds the version the first run registered.
+    Keyed on the split (whole weeks) rather than the exact ``as_of``, and not on the trigger,
+    so a rerun later the same week, one started without ``--as-of`` or one started by a drift
+    alert after the scheduled run finds the version the first run registered.
     """
-    raw = json.dumps([split.to_dict(), datasets.train_hash, datasets.test_hash, code, trigger], sort_keys=True)
+    raw = json.dumps(
+        [split.to_dict(), datasets.train_hash, datasets.test_hash, code, contract.fingerprint()], sort_keys=True
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def sample_seed(seed: int, split: Any) -> list[int]:
+    """The test-set sample's seed: the configured seed and the test window's start, never the clock."""
+    return [int(seed), int(pd.Timestamp(split.test_start).timestamp())]
 
 
 @dataclass
@@ -479,6 +492,7 @@ class Registration:
     promoted: bool
     previous_champion: str | None
     run_id: str
+    held: str = ""  # why a passing candidate was not promoted (the champion moved meanwhile)
 
 
 def register_candidate(
@@ -560,7 +574,16 @@ def register_candidate(
         "threshold": settings.training.threshold,
     }
     target = contract.target.name
+    from driftline.registry import Verdict
+
+    refusals = [f"{g['name']}: {g['detail']}" for g in gates.to_dict().get("gates", []) if not g.get("passed")]
     result = registry.register_candidate(
+        verdict=Verdict(
+            gates_passed=bool(gates.passed),
+            validation_passed=not check.blocked,
+            reasons=tuple(refusals + list(check.reasons)),
+            code_version=code,
+        ),
         pipeline=candidate.model.pipeline,
         input_example=features_frame(datasets.test.head(5), contract),
         params=params,
@@ -580,15 +603,28 @@ def register_candidate(
     unfinished = (
         info is not None
         and info.tags.get("parent_version", "") == (previous or "")
-        and not any(m.to_version == result.version for m in registry.history("champion"))
+        and not any(m.to_version == result.version and m.state == "done" for m in registry.history("champion"))
     )
+    held = ""
     if gates.passed and (result.created or unfinished):
         if info is None or "challenger" not in info.aliases:
             registry.set_alias("challenger", result.version, reason=f"passed gates ({trigger})", actor=actor)
         if settings.gates.auto_promote and (info is None or "champion" not in info.aliases):
-            registry.promote(result.version, "champion", reason=f"auto-promote after {trigger} retrain", actor=actor)
+            try:
+                # Compare-and-set: only replace the champion this candidate was judged against.
+                registry.promote(
+                    result.version,
+                    "champion",
+                    reason=f"auto-promote after {trigger} retrain (beat version {previous or 'none'})",
+                    actor=actor,
+                    expect_from=previous,
+                )
+            except RefusedError as e:
+                if e.code != "moved":
+                    raise
+                held = f"registered as challenger, not promoted: {e}"
     promoted = registry.alias_version("champion") == result.version
-    return Registration(result.version, result.created, promoted, previous, result.run_id)
+    return Registration(result.version, result.created, promoted, previous, result.run_id, held)
 
 
 def _fmt(v: Any) -> str:
@@ -672,6 +708,7 @@ def run_summary(
             "promoted": registration.promoted,
             "previous_champion": registration.previous_champion,
             "run_id": registration.run_id,
+            "held": registration.held,
         }
     return out
 
@@ -752,4 +789,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             f"- version {r['version']} ({'new' if r['created'] else 'already registered'});"
             f" promoted: {r['promoted']}; previous champion: {r['previous_champion'] or '-'}",
         ]
+        if r.get("held"):
+            lines.append(f"- {r['held']}")
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from tasks import weekly as t
+from tasks._common import model_slot
 
 Trigger = Literal["schedule", "drift", "performance", "manual", "bootstrap"]
 
@@ -42,43 +43,45 @@ def refresh_and_retrain(
     when = as_of or flow_run.get_scheduled_start_time() or datetime.now()
 
     ctx = t.prepare(config, overrides, actor)
-    window = t.load_window(ctx, when)
-    champion = t.load_champion(ctx)
-    datasets = t.build_datasets(ctx, window, champion)
-    check = t.check_data(ctx, datasets, window, champion)
-    if check.blocked:
-        summary = t.publish_summary(ctx, window=window, datasets=datasets, check=check)
-        return Failed(message="data check blocked the run: " + "; ".join(check.reasons), data=summary)
+    # One run per model at a time: the weekly schedule and a drift retrain never overlap.
+    with model_slot(ctx.settings.model_name):
+        window = t.load_window(ctx, when)
+        champion = t.load_champion(ctx)
+        datasets = t.build_datasets(ctx, window, champion)
+        check = t.check_data(ctx, datasets, window, champion)
+        if check.blocked:
+            summary = t.publish_summary(ctx, window=window, datasets=datasets, check=check)
+            return Failed(message="data check blocked the run: " + "; ".join(check.reasons), data=summary)
 
-    assessment = t.assess_drift(ctx, window, datasets, champion, trigger, force_retrain, alerted_features)
-    if assessment.action != "retrain":
-        summary = t.publish_summary(ctx, window=window, datasets=datasets, check=check, assessment=assessment)
-        return Completed(message=f"no retrain ({assessment.action})", data=summary)
+        assessment = t.assess_drift(ctx, window, datasets, champion, trigger, force_retrain, alerted_features)
+        if assessment.action != "retrain":
+            summary = t.publish_summary(ctx, window=window, datasets=datasets, check=check, assessment=assessment)
+            return Completed(message=f"no retrain ({assessment.action})", data=summary)
 
-    backtest = t.backtest.submit(ctx, window)
-    candidate = t.train_candidate(ctx, datasets)
-    gates = t.judge(ctx, candidate, assessment, backtest.result(), check)
-    registration = t.register(
-        ctx,
-        candidate=candidate,
-        datasets=datasets,
-        window=window,
-        assessment=assessment,
-        gates=gates,
-        check=check,
-        backtest=backtest.result(),
-        champion=champion,
-        key=t.idempotency_key(ctx, window, datasets, assessment),
-        code=t.code_version(),
-    )
-    return t.publish_summary(
-        ctx,
-        window=window,
-        datasets=datasets,
-        check=check,
-        assessment=assessment,
-        candidate=candidate,
-        gates=gates,
-        registration=registration,
-        backtest=backtest.result(),
-    )
+        backtest = t.backtest.submit(ctx, window)
+        candidate = t.train_candidate(ctx, datasets)
+        gates = t.judge(ctx, candidate, assessment, backtest.result(), check)
+        registration = t.register(
+            ctx,
+            candidate=candidate,
+            datasets=datasets,
+            window=window,
+            assessment=assessment,
+            gates=gates,
+            check=check,
+            backtest=backtest.result(),
+            champion=champion,
+            key=t.idempotency_key(ctx, window, datasets),
+            code=t.code_version(),
+        )
+        return t.publish_summary(
+            ctx,
+            window=window,
+            datasets=datasets,
+            check=check,
+            assessment=assessment,
+            candidate=candidate,
+            gates=gates,
+            registration=registration,
+            backtest=backtest.result(),
+        )

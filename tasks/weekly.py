@@ -54,7 +54,7 @@ def load_champion(ctx: RunContext) -> weekly.Champion | None:
 @task(name="refresh-test-set", cache_policy=NO_CACHE)
 def build_datasets(ctx: RunContext, window: weekly.Window, champion: weekly.Champion | None) -> weekly.Datasets:
     """Temporal split and the refreshed production-mirror test set (Parquet, content-hashed)."""
-    rng = np.random.default_rng([ctx.settings.training.seed, int(window.as_of.timestamp())])
+    rng = np.random.default_rng(weekly.sample_seed(ctx.settings.training.seed, window.split))
     out = ctx.settings.home / "test_sets"
     data = weekly.build_datasets(
         window, ctx.contract, ctx.settings, rng, out, weekly.known_vocabulary(champion, ctx.contract)
@@ -156,8 +156,6 @@ def code_version() -> str:
     return weekly.code_version()
 
 
-def idempotency_key(
-    ctx: RunContext, window: weekly.Window, datasets: weekly.Datasets, assessment: weekly.DriftAssessment
-) -> str:
-    """Windows + data hashes + code version + trigger: the same run maps to the same version."""
-    return weekly.idempotency_key(window.split, datasets, weekly.code_version(), assessment.trigger or "manual")
+def idempotency_key(ctx: RunContext, window: weekly.Window, datasets: weekly.Datasets) -> str:
+    """Windows + data hashes + code version + contract: the same week maps to the same version."""
+    return weekly.idempotency_key(window.split, datasets, weekly.code_version(), ctx.contract)

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from driftline.errors import DriftlineError
+from driftline.secrets import mask_text
 
 
 class State:
@@ -87,7 +88,7 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="driftline", standalone_mode=False)
     except DriftlineError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {mask_text(str(e))}", err=True)
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code
@@ -103,6 +104,6 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             typer.echo(f"error: {e.format_message()}{where}", err=True)
             return e.exit_code
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        typer.echo(f"error: {type(e).__name__}: {mask_text(str(e))}", err=True)
         return 1
     return result if isinstance(result, int) else 0

@@ -46,8 +46,34 @@ def _console() -> Any:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def _actor() -> str:
-    return os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
+# What this face calls the options a refusal's hint points to.
+CLI_HINTS = {
+    "no_previous": "use --to N to name the version",
+    "not_promotable": "use --force to move it anyway (recorded as forced)",
+}
+
+
+def _actor(given: str | None = None) -> str:
+    """Who is moving an alias: ``--actor``, else the OS user."""
+    if given and given.strip():
+        return given.strip()
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
+
+
+def _hinted(call: Any) -> Any:
+    """Run a registry move; a refusal becomes one line with the hint in this CLI's terms."""
+    from driftline.errors import DriftlineError, RefusedError
+
+    try:
+        return call()
+    except RefusedError as e:
+        hint = CLI_HINTS.get(e.code)
+        raise DriftlineError(f"{e} ({hint})" if hint else str(e), exit_code=e.exit_code) from None
 
 
 def _fmt_metric(value: float | None) -> str:
@@ -89,11 +115,11 @@ def register(app: typer.Typer) -> None:
             )
             return
         if not versions:
-            typer.echo(f"no versions of model '{reg.model_name}' at {reg.tracking_uri}")
+            typer.echo(f"no versions of model '{reg.model_name}' at {reg.where}")
             return
         from rich.table import Table
 
-        table = Table(title=f"{reg.model_name} @ {reg.tracking_uri}")
+        table = Table(title=f"{reg.model_name} @ {reg.where}")
         for col in ("version", "aliases", "trigger", "created (UTC)", f"test {metric}", "gates"):
             table.add_column(col, overflow="fold")
         for v in versions:
@@ -144,18 +170,25 @@ def register(app: typer.Typer) -> None:
     def promote_cmd(
         version: str = typer.Argument(..., help="Version number to promote."),
         alias: str = typer.Option("champion", "--alias", help="Alias to move (champion or challenger)."),
-        force: bool = typer.Option(False, "--force", help="Promote even though gates or validation failed."),
+        force: bool = typer.Option(
+            False, "--force", help="Promote a version that failed its gates or that driftline did not register."
+        ),
         reason: str = typer.Option(..., "--reason", help="Why; kept in the alias history."),
+        actor: str | None = typer.Option(None, "--actor", help="Who, for the history (default: the OS user)."),
     ) -> None:
-        """Point an alias at a version; refuses versions whose gates or validation failed."""
+        """Point an alias at a version; refuses versions that failed their gates or are not driftline's."""
         reg, _s = _registry()
-        _say_move(reg.promote(version, alias, reason=reason, actor=_actor(), force=force))
+        _say_move(_hinted(lambda: reg.promote(version, alias, reason=reason, actor=_actor(actor), force=force)))
 
     @models.command("rollback")
     def rollback_cmd(
         to: str | None = typer.Option(None, "--to", help="Version to make champion again."),
         previous: bool = typer.Option(False, "--previous", help="Go back to the previous champion."),
         reason: str = typer.Option(..., "--reason", help="Why; kept in the alias history."),
+        force: bool = typer.Option(
+            False, "--force", help="Roll back to a version that failed its gates or that driftline did not register."
+        ),
+        actor: str | None = typer.Option(None, "--actor", help="Who, for the history (default: the OS user)."),
     ) -> None:
         """Move champion back to an older version: an alias move, no retraining, no redeploy."""
         from driftline.errors import DriftlineError
@@ -163,7 +196,10 @@ def register(app: typer.Typer) -> None:
         if (to is None) == (not previous):
             raise DriftlineError("rollback needs exactly one of --to N or --previous")
         reg, _s = _registry()
-        _say_move(reg.rollback(to_version=to, previous=previous, reason=reason, actor=_actor()))
+        who = _actor(actor)
+        _say_move(
+            _hinted(lambda: reg.rollback(to_version=to, previous=previous, reason=reason, actor=who, force=force))
+        )
 
     @models.command("history")
     def history_cmd(
@@ -189,12 +225,14 @@ def register(app: typer.Typer) -> None:
         for m in moves:
             state = m.state + (" (forced)" if m.forced else "")
             if m.state == "intent":
-                state += ": in flight or interrupted; the next write settles it"
+                state += ": in flight or interrupted; the next registry call settles it"
+            if m.note:
+                state += f" — {m.note}"
             table.add_row(
                 str(m.seq),
                 m.when.strftime("%Y-%m-%dT%H:%M:%S"),
                 m.alias,
-                f"{m.from_version or '-'} -> {m.to_version}",
+                f"{m.from_version or '-'} -> {m.to_version or '-'}",
                 m.kind,
                 m.actor,
                 m.reason,

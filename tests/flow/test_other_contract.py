@@ -76,13 +76,16 @@ def test_bootstrap_and_forced_retrain_on_a_fraud_contract(tmp_path, capsys):
     )
     assert 0 < s["candidate_metrics"]["average_precision"] <= 1
 
+    # A forced retrain of the same week trains on the same data: it finds that week's version
+    # instead of registering a copy, whichever trigger started it.
     second = refresh_and_retrain(as_of=as_of.to_pydatetime(), config=config, force_retrain=True, return_state=True)
     assert second.is_completed(), second.message
     s2 = second.result()
-    assert s2["registration"]["version"] == "2" and s2["drift"]["trigger"] == "manual"
+    assert s2["drift"]["trigger"] == "manual" and s2["action"] == "already registered"
+    assert (s2["registration"]["version"], s2["registration"]["created"]) == ("1", False)
     assert s2["champion_metrics"]["average_precision"] == pytest.approx(s["candidate_metrics"]["average_precision"])
 
-    # The same flow from the CLI: the champion (v2) is fresh, so the policy decides not to retrain.
+    # The same flow from the CLI: the champion (v1) is fresh, so the policy decides not to retrain.
     code = _common.run(
         cli, ["--config", config, "run", "refresh-and-retrain", "--as-of", "2026-04-13T03:00:00", "--json"]
     )

@@ -36,7 +36,9 @@ pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.timeout(540)]
 MODEL = "churn-system"
 START = pd.Timestamp("2026-01-05")
 WEEKLY_AS_OF = START + pd.Timedelta(weeks=7, hours=3)  # Monday 03:00 of week 7
-ALERT_AS_OF = START + pd.Timedelta(weeks=7, hours=2)  # the daily monitor ran an hour earlier
+# The next week's monitor run: a drift alert within the weekly run's own week would (rightly) find
+# that week's version already registered, whichever trigger started it.
+ALERT_AS_OF = START + pd.Timedelta(weeks=8, hours=2)
 ALERTED = ["sessions_per_week", "country"]
 RUN_TIMEOUT = 240  # one flow run on this small store takes well under a minute
 
@@ -77,7 +79,7 @@ def _prefect(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
     return done.stdout
 
 
-def _wait_final(client: Any, run_id: Any, logs: list[Path], worker: Any) -> Any:
+def _wait_final(client: Any, run_id: Any, logs: list[Path], worker: Any, *, completed: bool = True) -> Any:
     """The flow run once it reached a final state (bounded; fails at once if the worker died)."""
 
     def final() -> Any:
@@ -85,7 +87,7 @@ def _wait_final(client: Any, run_id: Any, logs: list[Path], worker: Any) -> Any:
         return run if run.state is not None and run.state.is_final() else None
 
     run = wait_for(final, timeout=RUN_TIMEOUT, what=f"flow run {run_id} to finish", proc=worker, log=logs[0])
-    if not run.state.is_completed():
+    if completed and not run.state.is_completed():
         tails = "\n".join(f"--- {p.name}\n{log_tail(p, 60)}" for p in logs)
         pytest.fail(f"flow run {run.name} ended {run.state.type.value}: {run.state.message}\n{tails}")
     return run
@@ -216,5 +218,16 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
                     last = registry.history()[-1]
                     assert (last.kind, last.from_version, last.to_version) == ("rollback", before, v1.version)
                     assert last.reason == "system test rollback" and last.actor == f"flow-run:{run.id}"
+
+                # 4. At the bottom of the lineage the rollback deployment fails with one line, in its own terms.
+                run = client.create_flow_run_from_deployment(
+                    deps["rollback/rollback"].id, parameters={"previous": True, "reason": "once more"}
+                )
+                run = _wait_final(client, run.id, logs, worker, completed=False)
+                assert run.state.is_failed(), run.state
+                assert "bottom of the lineage" in run.state.message and "to_version=N" in run.state.message
+                assert "--to" not in run.state.message
+                assert registry.alias_version("champion") == v1.version
+                assert "Traceback" not in worker_log.read_text(), log_tail(worker_log)
                 assert worker.poll() is None, log_tail(worker_log)
         assert server.poll() is None, log_tail(server_log)

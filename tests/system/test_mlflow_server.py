@@ -42,18 +42,19 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _register_two(uri: str) -> None:
+def _register_two(uri: str, store_url: str) -> None:
     """Versions 1 (bootstrap) and 2 (drift), both passing their gates; champion 1 -> 2."""
     from sklearn.linear_model import LogisticRegression
 
-    from driftline.registry import ModelRegistry
+    from driftline.registry import ModelRegistry, Verdict
 
-    reg = ModelRegistry(uri, MODEL)
+    reg = ModelRegistry(uri, MODEL, store_url=store_url)
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"tenure_days": rng.uniform(0, 100, 40), "sessions_per_week": rng.uniform(0, 10, 40)})
     y = (x["sessions_per_week"] < 5).astype(int)
     for n, trigger in ((1, "bootstrap"), (2, "drift")):
         version = reg.register_candidate(
+            verdict=Verdict(gates_passed=True),
             pipeline=LogisticRegression(C=float(n)).fit(x, y),
             input_example=x.head(3),
             params={"C": n},
@@ -90,8 +91,9 @@ def mlflow_server(tmp_path_factory):
     ]
     with service(cmd, log=log, env=child_env(), cwd=root) as proc:
         wait_for(lambda: http_ok(f"{uri}/health"), timeout=120, what="mlflow server /health", proc=proc, log=log)
-        _register_two(uri)
-        yield {"uri": uri, "root": root, "log": log, "proc": proc}
+        store_url = f"sqlite:///{root / 'store.db'}"  # driftline's store: alias history, registrations
+        _register_two(uri, store_url)
+        yield {"uri": uri, "root": root, "log": log, "proc": proc, "store_url": store_url}
 
 
 def _champion(uri: str) -> str:
@@ -146,6 +148,7 @@ def test_browse_registered_model_in_chromium(mlflow_server, tmp_path):
 def _driftline(args: list[str], server: dict, cwd: Path):
     env = child_env(
         MLFLOW_TRACKING_URI=server["uri"],
+        DRIFTLINE_STORE_URL=server["store_url"],
         DRIFTLINE_MODEL_NAME=MODEL,
         DRIFTLINE_HOME=str(cwd / "home"),
         USER="system-test",

@@ -16,12 +16,14 @@ import pytest
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, RefusedError
 from driftline.registry import (
     RUN_TAG_KEY,
+    TAG_LAST_MOVE,
     AliasMove,
     DatasetInput,
     ModelRegistry,
+    Verdict,
     previous_holder,
     refusal_reasons,
 )
@@ -57,7 +59,9 @@ def tiny_data(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
 def register(reg: ModelRegistry, key: str, tags: dict, seed: int = 0, **extra):
     x, y = tiny_data(seed)
     model = LogisticRegression().fit(x, y)
+    passed = tags.get("gate.passed", "true") == "true"
     kwargs = dict(
+        verdict=Verdict(gates_passed=passed, reasons=() if passed else ("beat_champion: 0.41 < 0.45",)),
         pipeline=model,
         input_example=x.head(3),
         params={"C": 1.0, "seed": seed},
@@ -70,14 +74,16 @@ def register(reg: ModelRegistry, key: str, tags: dict, seed: int = 0, **extra):
     return reg.register_candidate(**kwargs)
 
 
-def state(reg: ModelRegistry) -> tuple[dict, dict]:
-    """Aliases and registered-model tags: everything an alias move may change."""
+def state(reg: ModelRegistry) -> tuple[dict, dict, list]:
+    """Aliases, registered-model tags and the stored history: everything an alias move may change."""
     s = reg._backend.model_state()
-    return dict(s.aliases), dict(s.tags)
+    return dict(s.aliases), dict(s.tags), reg.store.moves(MODEL)
 
 
 def make_registry(root: Path) -> ModelRegistry:
-    return ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", MODEL, root / "artifacts")
+    return ModelRegistry(
+        f"sqlite:///{root / 'mlflow.db'}", MODEL, root / "artifacts", store_url=f"sqlite:///{root / 'store.db'}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +93,7 @@ def template(tmp_path_factory) -> Path:
     reg = make_registry(root)
     for i, tags in enumerate((PASSING, FAILING, PASSING), start=1):
         assert register(reg, f"key-{i}", tags, seed=i).version == str(i)
+    reg.store.dispose()  # the last connection checkpoints the WAL into store.db, so a copy holds everything
     return root
 
 
@@ -96,6 +103,7 @@ def reg(template, tmp_path) -> ModelRegistry:
     root = tmp_path / "store"
     root.mkdir()
     shutil.copyfile(template / "mlflow.db", root / "mlflow.db")
+    shutil.copyfile(template / "store.db", root / "store.db")
     return make_registry(root)
 
 
@@ -117,6 +125,7 @@ def test_register_logs_everything_and_rerun_with_same_key_returns_the_same_versi
         "test.average_precision": 0.8125,
     }
     first = reg.register_candidate(
+        verdict=Verdict(gates_passed=True, code_version="abc"),
         pipeline=model,
         input_example=x.head(3),
         params={"C": 1.0, "estimator": "logistic_regression"},
@@ -191,6 +200,16 @@ def test_register_logs_everything_and_rerun_with_same_key_returns_the_same_versi
     assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
     assert reg.find_by_key("2026-03-09:abc123:deadbeef") == again
     assert reg.find_by_key("other") is None
+    # What driftline trusts is in its store, not in the version's tags.
+    record = reg.registration("1")
+    assert (record.state, record.run_id, record.gates_passed, record.code_version) == (
+        "registered",
+        first.run_id,
+        True,
+        "abc",
+    )
+    assert record.serialization == "skops" and len(record.artifact_sha256) == 64
+    assert info.gate_status == "passed" and info.registered_by_driftline
 
 
 def test_crash_after_the_run_finished_registers_that_run_on_rerun(tmp_path):
@@ -266,18 +285,24 @@ def test_bad_registration_inputs(tmp_path):
 def test_promote_refuses_failed_versions_unless_forced(reg):
     reg.promote("1", reason="bootstrap", actor="alice")
     before = state(reg)
-    with pytest.raises(DriftlineError) as err:
+    with pytest.raises(RefusedError) as err:
         reg.promote("2", reason="try it", actor="alice")
     message = str(err.value)
-    assert "version 2 failed its checks" in message and "gate.beat_champion=fail" in message
-    assert "gate.passed=false" in message and "--force" in message and "\n" not in message
+    assert "version 2 may not become champion: its gates failed (beat_champion: 0.41 < 0.45)" in message
+    assert err.value.code == "not_promotable" and "nothing changed" in message and "\n" not in message
     assert state(reg) == before
 
     move = reg.promote("2", reason="override", actor="alice", force=True)
     assert (move.from_version, move.to_version, move.forced) == ("1", "2", True)
-    assert move.note.startswith("forced past: gate.beat_champion=fail")
+    assert move.note.startswith("forced past: its gates failed")
     assert reg.champion().version == "2"
     assert reg.history()[-1].forced
+    # The registered model carries one line about the last move, no history records.
+    tags = state(reg)[1]
+    assert (
+        tags[TAG_LAST_MOVE].startswith("#2 ") and "champion: 1 -> 2 by alice (forced): override" in tags[TAG_LAST_MOVE]
+    )
+    assert not [k for k in tags if k.startswith("alias_history")]
 
 
 def test_refusal_reasons_reads_gate_validation_and_skew_tags():
@@ -321,10 +346,12 @@ def test_promote_rollback_and_history(reg):
     assert history == moves  # what was returned is what was stored
 
     # --previous undid the promotion of 3: from 1 there is nothing further back.
-    with pytest.raises(DriftlineError, match="no previous champion recorded"):
+    with pytest.raises(RefusedError, match="bottom of the lineage"):
         reg.rollback(previous=True, reason="again", actor="bob")
-    to_n = reg.rollback(to_version="2", reason="pin", actor="carol")
-    assert (to_n.from_version, to_n.to_version, to_n.seq) == ("1", "2", 5)
+    with pytest.raises(RefusedError, match="version 2 may not become champion: its gates failed"):
+        reg.rollback(to_version="2", reason="pin", actor="carol")  # a failed version, on every path
+    to_n = reg.rollback(to_version="2", reason="pin", actor="carol", force=True)
+    assert (to_n.from_version, to_n.to_version, to_n.seq, to_n.forced) == ("1", "2", 5, True)
     assert reg.rollback(previous=True, reason="undo pin", actor="carol").to_version == "1"
 
     # Moving an alias where it already points changes and records nothing.
@@ -365,7 +392,9 @@ def test_bad_alias_inputs_change_nothing(reg):
         (lambda: reg.promote("abc", reason="x", actor="a"), "version must be a positive whole number, got 'abc'"),
         (lambda: reg.promote("1", "staging", reason="x", actor="a"), "unknown alias 'staging'"),
         (lambda: reg.promote("3", reason=" ", actor="a"), "reason must not be empty"),
-        (lambda: reg.rollback(previous=True, reason="x", actor="a"), "no previous champion recorded"),
+        (lambda: reg.rollback(previous=True, reason="x", actor="a"), "bottom of the lineage"),
+        (lambda: reg.promote("2", reason="x", actor="a"), "its gates failed"),
+        (lambda: reg.set_alias("challenger", "2", reason="x", actor="a"), "its gates failed"),
         (lambda: reg.rollback(reason="x", actor="a"), "exactly one target"),
         (lambda: reg.rollback(to_version="0", reason="x", actor="a"), "positive whole number"),
         (lambda: reg.set_alias("champion", "3", reason="x", actor="a", expect_from="2"), "expected 2"),
@@ -394,7 +423,7 @@ def test_unreachable_server_is_one_line(monkeypatch):
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    reg = ModelRegistry(f"http://127.0.0.1:{port}", MODEL)
+    reg = ModelRegistry(f"http://127.0.0.1:{port}", MODEL, store_url="sqlite://")
     for call in (
         lambda: reg.rollback(previous=True, reason="x", actor="a"),
         lambda: reg.promote("1", reason="x", actor="a"),
@@ -406,40 +435,49 @@ def test_unreachable_server_is_one_line(monkeypatch):
 
 
 # -- crash between the steps of an alias move ---------------------------------------------------
-@pytest.mark.parametrize(
-    ("step", "alias_after_crash", "repaired_state"),
-    [("intent_written", "1", "aborted"), ("alias_moved", "3", "done")],
-)
-def test_crash_mid_move_is_detected_and_repaired(reg, step, alias_after_crash, repaired_state):
+@pytest.mark.parametrize("step", ["intent_written", "alias_moved", "recorded"])
+def test_crash_mid_move_is_finished_by_the_next_call(reg, step):
     reg.promote("1", reason="bootstrap", actor="a")
     reg.checkpoint_hook = crash_at(step)
     with pytest.raises(SimulatedCrash):
         reg.promote("3", reason="better", actor="a")
 
-    fresh = make_registry(Path(reg.tracking_uri.removeprefix("sqlite:///")).parent)  # a new process' view
-    pending = fresh.history()[-1]
-    assert (pending.seq, pending.state, pending.to_version) == (2, "intent", "3")
-    assert fresh.alias_version("champion") == alias_after_crash
-
-    fixed = fresh.repair()
-    assert [(m.seq, m.state) for m in fixed] == [(2, repaired_state)]
-    assert fresh.history()[-1].state == repaired_state
+    fresh = make_registry(Path(reg.tracking_uri.removeprefix("sqlite:///")).parent)  # another caller's view
+    raw = fresh.store.moves(MODEL)[-1]
+    assert (raw.seq, raw.state, raw.to_version) == (2, "done" if step == "recorded" else "intent", "3")
+    # The next registry call — a read — settles it: the move was checked before the crash, so it is finished.
+    assert fresh.alias_version("champion") == "3"
+    last = fresh.history()[-1]
+    assert (last.seq, last.state, last.to_version) == (2, "done", "3")
+    assert (last.note.startswith("completed by repair")) == (step != "recorded")
     assert fresh.repair() == []
-    # History stays consistent: done moves chain from one holder to the next.
-    nxt = fresh.promote("1" if alias_after_crash == "3" else "3", reason="next", actor="b")
+    nxt = fresh.rollback(previous=True, reason="next", actor="b")
     done = [m for m in fresh.history() if m.state == "done"]
-    assert nxt.seq == 3 and all(a.to_version == b.from_version for a, b in pairwise(done))
+    assert (nxt.seq, nxt.to_version) == (3, "1") and all(a.to_version == b.from_version for a, b in pairwise(done))
 
 
-def test_the_next_write_repairs_a_pending_intent(reg):
-    reg.promote("1", reason="bootstrap", actor="a")
+def test_crashed_bootstrap_still_leaves_a_champion(reg):
     reg.checkpoint_hook = crash_at("intent_written")
     with pytest.raises(SimulatedCrash):
-        reg.promote("3", reason="better", actor="a")
+        reg.promote("1", reason="bootstrap", actor="a")
     reg.checkpoint_hook = None
-    move = reg.promote("3", reason="better, retried", actor="a")
-    assert [(m.seq, m.state) for m in reg.history()] == [(1, "done"), (2, "aborted"), (3, "done")]
-    assert move.from_version == "1" and reg.champion().version == "3"
+    assert reg.champion().version == "1"
+    assert [(m.seq, m.state, m.from_version) for m in reg.history()] == [(1, "done", None)]
+
+
+def test_a_failed_alias_move_is_aborted_not_replayed(reg, monkeypatch):
+    reg.promote("1", reason="bootstrap", actor="a")
+
+    def refuse(alias, version):
+        raise DriftlineError("MLflow answered 500")
+
+    monkeypatch.setattr(reg._backend, "set_alias", refuse)
+    with pytest.raises(DriftlineError, match="500"):
+        reg.promote("3", reason="better", actor="a")
+    monkeypatch.undo()
+    assert reg.alias_version("champion") == "1"
+    assert [(m.seq, m.state) for m in reg.history()] == [(1, "done"), (2, "aborted")]
+    assert reg.promote("3", reason="retried", actor="a").seq == 3
 
 
 def _promote_then_die(db_root: str) -> None:
@@ -456,8 +494,8 @@ def test_process_killed_between_alias_move_and_record(reg):
     proc.start()
     proc.join(120)
     assert proc.exitcode == 3
-    assert reg.history()[-1].state == "intent" and reg.alias_version("champion") == "3"
-    # The dead process' lock is gone (flock dies with the process): the repair does not wait.
+    assert reg.store.moves(MODEL)[-1].state == "intent"
+    # The dead process holds nothing: the next call settles its intent at once, no lease wait.
     reg.lock_timeout = 5
     assert [(m.seq, m.state) for m in reg.repair()] == [(2, "done")]
     assert reg.rollback(previous=True, reason="undo", actor="a").to_version == "1"
@@ -491,6 +529,7 @@ def _race(root: str, actor: str, barrier, rounds: Plan, out) -> None:
 def _assert_consistent(reg: ModelRegistry) -> list[AliasMove]:
     history = reg.history("champion")
     assert [m.seq for m in history] == list(range(1, len(history) + 1))
+    assert [m.prev_seq for m in history] == [0, *[m.seq for m in history[:-1]]]
     assert {m.state for m in history} == {"done"}
     assert history[0].from_version is None
     assert all(a.to_version == b.from_version for a, b in pairwise(history))
@@ -504,7 +543,7 @@ def test_two_processes_moving_the_champion_at_once_stay_consistent(reg):
     root = Path(reg.tracking_uri.removeprefix("sqlite:///")).parent
     plans: dict[str, Plan] = {
         "proc-a": [
-            [("cas", "2")],
+            [("cas", "3")],
             [("promote", "1"), ("promote", "3"), ("previous", None), ("promote", "3"), ("to", "1")],
         ],
         "proc-b": [[("cas", "3")], [("to", "3"), ("promote", "1"), ("previous", None), ("to", "3"), ("promote", "1")]],
@@ -528,4 +567,4 @@ def test_two_processes_moving_the_champion_at_once_stay_consistent(reg):
     reported = sorted(r[2] for rs in results.values() for r in rs if r[1] == "ok" and r[3])
     assert reported == [m.seq for m in history[1:]]
     errors = [r[2] for rs in results.values() for r in rs if r[1] == "error" and r[0] != "cas"]
-    assert all("no previous champion" in e for e in errors)
+    assert all("bottom of the lineage" in e for e in errors)

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from driftline.cli import build_app
 from driftline.cli._common import run
-from driftline.registry import ModelRegistry
+from driftline.registry import ModelRegistry, Verdict
 
 MODEL = "churn"
 TAGS = {
@@ -30,12 +30,15 @@ CONTRACT = {"name": "tiny", "target": "churned"}
 @pytest.fixture(scope="session")
 def template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-registry-template")
-    reg = ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", MODEL, root / "artifacts")
+    reg = ModelRegistry(
+        f"sqlite:///{root / 'mlflow.db'}", MODEL, root / "artifacts", store_url=f"sqlite:///{root / 'store.db'}"
+    )
     rng = np.random.default_rng(1)
     x = pd.DataFrame({"tenure_days": rng.uniform(0, 100, 20), "sessions": rng.uniform(0, 10, 20)})
     y = (x["sessions"] < 5).astype(int)
     for version, tags in TAGS.items():
         reg.register_candidate(
+            verdict=Verdict(gates_passed=tags["gate.passed"] == "true", reasons=(tags["gate.beat_champion"],)),
             pipeline=LogisticRegression().fit(x, y),
             input_example=x.head(3),
             params={"C": 1.0},
@@ -44,6 +47,7 @@ def template(tmp_path_factory) -> Path:
             artifacts={"contract.json": CONTRACT, "decision.md": f"version {version}"},
             idempotency_key=f"key-{version}",
         )
+    reg.store.dispose()  # checkpoint the WAL so a file copy holds everything
     return root
 
 
@@ -53,7 +57,9 @@ def cli(template, tmp_path, monkeypatch, capsys):
     root = tmp_path / "store"
     root.mkdir()
     shutil.copyfile(template / "mlflow.db", root / "mlflow.db")
+    shutil.copyfile(template / "store.db", root / "store.db")
     monkeypatch.setenv("DRIFTLINE_MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("DRIFTLINE_STORE_URL", f"sqlite:///{root / 'store.db'}")
     monkeypatch.setenv("DRIFTLINE_MODEL_NAME", MODEL)
     monkeypatch.setenv("USER", "tester")
 
@@ -63,13 +69,15 @@ def cli(template, tmp_path, monkeypatch, capsys):
         out, err = capsys.readouterr()
         return code, out, err
 
-    invoke.registry = ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", MODEL)
+    invoke.registry = ModelRegistry(
+        f"sqlite:///{root / 'mlflow.db'}", MODEL, store_url=f"sqlite:///{root / 'store.db'}"
+    )
     return invoke
 
 
-def _state(reg: ModelRegistry) -> tuple[dict, dict]:
+def _state(reg: ModelRegistry) -> tuple[dict, dict, list]:
     s = reg._backend.model_state()
-    return dict(s.aliases), dict(s.tags)
+    return dict(s.aliases), dict(s.tags), reg.store.moves(MODEL)
 
 
 def test_list_and_show_json(cli):
@@ -107,12 +115,15 @@ def test_promote_rollback_history(cli):
     )
     code, _, err = cli("models", "promote", "2", "--reason", "looks fine")
     assert code == 2
-    assert err.strip().startswith("error: version 2 failed its checks") and err.count("\n") == 1
+    assert err.strip().startswith("error: version 2 may not become champion: its gates failed") and err.count("\n") == 1
+    assert err.strip().endswith("(use --force to move it anyway (recorded as forced))")
     assert cli("models", "promote", "2", "--force", "--reason", "accept the risk")[0] == 0
     assert cli("models", "promote", "3", "--reason", "better")[0] == 0
     assert cli("models", "promote", "3", "--alias", "challenger", "--reason", "shadow")[0] == 0
-    code, out, _ = cli("models", "rollback", "--previous", "--reason", "precision fell 12%")
-    assert (code, out.strip()) == (0, "champion: version 3 -> version 2 (rollback, recorded as history #5)")
+    code, _, err = cli("models", "rollback", "--previous", "--reason", "precision fell 12%")
+    assert code == 2 and "version 2 may not become champion" in err and "--force" in err  # 2 failed its gates
+    code, out, _ = cli("models", "rollback", "--previous", "--force", "--reason", "precision fell 12%")
+    assert (code, out.strip()) == (0, "champion: version 3 -> version 2 (rollback (forced), recorded as history #5)")
     assert cli("models", "rollback", "--to", "1", "--reason", "pin the bootstrap")[0] == 0
     code, out, _ = cli("models", "rollback", "--to", "1", "--reason", "again")
     assert (code, out.strip()) == (0, "champion already points at version 1; nothing changed")
@@ -130,7 +141,7 @@ def test_promote_rollback_history(cli):
         (6, "champion", "2", "1", "rollback"),
     ]
     assert {m["actor"] for m in moves} == {"tester"} and {m["state"] for m in moves} == {"done"}
-    assert [m["forced"] for m in moves] == [False, True, False, False, False, False]
+    assert [m["forced"] for m in moves] == [False, True, False, False, True, False]
     assert moves[4]["reason"] == "precision fell 12%"
     code, out, _ = cli("models", "history", "--alias", "challenger", "--json")
     assert [m["seq"] for m in json.loads(out)] == [4]
@@ -146,7 +157,7 @@ def test_promote_rollback_history(cli):
         (["promote", "1", "--alias", "staging", "--reason", "x"], "error: unknown alias 'staging'"),
         (["rollback", "--reason", "x"], "error: rollback needs exactly one of --to N or --previous"),
         (["rollback", "--to", "1", "--previous", "--reason", "x"], "error: rollback needs exactly one of"),
-        (["rollback", "--previous", "--reason", "x"], "error: no previous champion recorded"),
+        (["rollback", "--previous", "--reason", "x"], "error: no champion before version 1 is recorded"),
         (["rollback", "--to", "7", "--reason", "x"], "error: model 'churn' has no version 7"),
         (["show", "12"], "error: model 'churn' has no version 12"),
         (["history", "--alias", "prod"], "error: unknown alias 'prod'"),
@@ -163,7 +174,10 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, argv, message):
 
 def test_no_champion_and_missing_reason(cli):
     code, _, err = cli("models", "rollback", "--previous", "--reason", "x")
-    assert (code, err.strip()) == (2, "error: model 'churn' has no champion to roll back from")
+    assert (code, err.strip()) == (
+        2,
+        "error: model 'churn' has no champion to roll back from (use --to N to name the version)",
+    )
     code, _, err = cli("models", "promote", "1")
     assert code != 0 and "reason" in err.lower()  # a usage error, reported by the CLI plumbing
     assert _state(cli.registry)[0] == {}
@@ -178,7 +192,7 @@ def test_unreachable_tracking_server(cli, monkeypatch):
     for argv in (["rollback", "--previous", "--reason", "x"], ["promote", "1", "--reason", "x"], ["list"]):
         start = time.monotonic()
         code, out, err = cli("models", *argv)
-        assert code == 2 and out == ""
+        assert code == 3 and out == ""  # 3: transient, worth a retry
         assert err.startswith(f"error: MLflow at http://127.0.0.1:{port} is unreachable") and err.count("\n") == 1
         assert time.monotonic() - start < 30  # not MLflow's minutes of retries
 

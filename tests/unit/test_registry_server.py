@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from driftline.cli import build_app
 from driftline.cli._common import run
 from driftline.errors import DriftlineError
-from driftline.registry import ModelRegistry
+from driftline.registry import ModelRegistry, Verdict
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
 MODEL = "churn-served"
@@ -74,13 +74,19 @@ def server(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(server) -> ModelRegistry:
-    reg = ModelRegistry(server, MODEL)
+def store_url(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('served-store') / 'store.db'}"
+
+
+@pytest.fixture(scope="module")
+def served(server, store_url) -> ModelRegistry:
+    reg = ModelRegistry(server, MODEL, store_url=store_url)
     rng = np.random.default_rng(2)
     x = pd.DataFrame({"tenure_days": rng.uniform(0, 100, 20), "sessions": rng.uniform(0, 10, 20)})
     y = (x["sessions"] < 5).astype(int)
     for i, passed in ((1, True), (2, False), (3, True)):
         created = reg.register_candidate(
+            verdict=Verdict(gates_passed=passed),
             pipeline=LogisticRegression(C=float(i)).fit(x, y),
             input_example=x.head(3),
             params={"C": float(i)},
@@ -91,6 +97,7 @@ def served(server) -> ModelRegistry:
         )
         assert created.version == str(i)
     again = reg.register_candidate(
+        verdict=Verdict(gates_passed=True),
         pipeline=LogisticRegression().fit(x, y),
         input_example=x.head(3),
         params={},
@@ -103,11 +110,11 @@ def served(server) -> ModelRegistry:
     return reg
 
 
-def test_rest_path_promote_rollback_history_and_repair(served, server, monkeypatch, capsys):
+def test_rest_path_promote_rollback_history_and_repair(served, server, store_url, monkeypatch, capsys):
     reg = served
     assert reg.champion() is None
     assert reg.promote("1", reason="bootstrap", actor="a").to_version == "1"
-    with pytest.raises(DriftlineError, match=r"version 2 failed its checks \(gate.passed=false\)"):
+    with pytest.raises(DriftlineError, match=r"version 2 may not become champion: its gates failed"):
         reg.promote("2", reason="x", actor="a")
     with pytest.raises(DriftlineError, match=f"model '{MODEL}' has no version 9"):
         reg.rollback(to_version="9", reason="x", actor="a")
@@ -118,10 +125,14 @@ def test_rest_path_promote_rollback_history_and_repair(served, server, monkeypat
     with pytest.raises(SimulatedCrash):
         reg.rollback(previous=True, reason="precision fell", actor="a")
     reg.checkpoint_hook = None
-    assert reg.history()[-1].state == "intent" and reg.alias_version("champion") == "1"
-    assert [(m.seq, m.state) for m in reg.repair()] == [(3, "done")]
+    assert reg.store.moves(MODEL)[-1].state == "intent"
+    # Another spelling of the same server shares the history: it is in the store, not keyed by URI.
+    other = ModelRegistry(server.replace("127.0.0.1", "localhost"), MODEL, store_url=store_url)
+    assert [(m.seq, m.state) for m in other.repair()] == [(3, "done")]
+    assert reg.alias_version("champion") == "1" and reg.history()[-1].state == "done"
 
     monkeypatch.setenv("DRIFTLINE_MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("DRIFTLINE_STORE_URL", store_url)
     monkeypatch.setenv("DRIFTLINE_MODEL_NAME", MODEL)
     monkeypatch.setenv("USER", "operator")
     capsys.readouterr()
@@ -150,8 +161,8 @@ def test_rest_path_promote_rollback_history_and_repair(served, server, monkeypat
     assert reg.read_artifact_json("3", "contract.json") == {"name": "served"}
 
 
-def test_unknown_model_on_the_server(server):
-    reg = ModelRegistry(server, "no-such-model")
+def test_unknown_model_on_the_server(server, store_url):
+    reg = ModelRegistry(server, "no-such-model", store_url=store_url)
     assert reg.champion() is None and reg.history() == []
     with pytest.raises(DriftlineError, match="no registered model 'no-such-model'"):
         reg.rollback(previous=True, reason="x", actor="a")

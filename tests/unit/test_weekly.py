@@ -20,22 +20,35 @@ def _datasets(train_hash: str = "a", test_hash: str = "b") -> weekly.Datasets:
     return weekly.Datasets(pd.DataFrame(), pd.DataFrame(), {}, test_hash, train_hash)
 
 
-def test_idempotency_key_changes_with_each_input_and_only_then():
+def test_idempotency_key_changes_with_each_input_and_only_then(tiny_contract):
+    from driftline.contract import parse_contract
     from driftline.splits import temporal_split
+    from tests.conftest import TINY_CONTRACT
 
+    c = tiny_contract
     split = temporal_split("2026-02-02 03:00", 3, 1, 7)
-    base = weekly.idempotency_key(split, _datasets(), "sha1", "schedule")
+    base = weekly.idempotency_key(split, _datasets(), "sha1", c)
     same_week = temporal_split("2026-02-04 17:00", 3, 1, 7)  # later the same week: same windows
-    assert base == weekly.idempotency_key(same_week, _datasets(), "sha1", "schedule")
+    assert base == weekly.idempotency_key(same_week, _datasets(), "sha1", c)
+    other = parse_contract({**TINY_CONTRACT, "features": {**TINY_CONTRACT["features"], "extra": {"type": "numeric"}}})
     assert len({
         base,
-        weekly.idempotency_key(temporal_split("2026-02-09 03:00", 3, 1, 7), _datasets(), "sha1", "schedule"),
-        weekly.idempotency_key(temporal_split("2026-02-02 03:00", 4, 1, 7), _datasets(), "sha1", "schedule"),
-        weekly.idempotency_key(split, _datasets(train_hash="c"), "sha1", "schedule"),
-        weekly.idempotency_key(split, _datasets(test_hash="c"), "sha1", "schedule"),
-        weekly.idempotency_key(split, _datasets(), "sha2", "schedule"),
-        weekly.idempotency_key(split, _datasets(), "sha1", "drift"),
+        weekly.idempotency_key(temporal_split("2026-02-09 03:00", 3, 1, 7), _datasets(), "sha1", c),
+        weekly.idempotency_key(temporal_split("2026-02-02 03:00", 4, 1, 7), _datasets(), "sha1", c),
+        weekly.idempotency_key(split, _datasets(train_hash="c"), "sha1", c),
+        weekly.idempotency_key(split, _datasets(test_hash="c"), "sha1", c),
+        weekly.idempotency_key(split, _datasets(), "sha2", c),
+        weekly.idempotency_key(split, _datasets(), "sha1", other),
     }) == 7  # fmt: skip
+
+
+def test_the_test_sample_seed_is_the_week_not_the_clock():
+    from driftline.splits import temporal_split
+
+    monday, wednesday = temporal_split("2026-02-02 03:00", 3, 1, 7), temporal_split("2026-02-04 17:00", 3, 1, 7)
+    assert weekly.sample_seed(0, monday) == weekly.sample_seed(0, wednesday)
+    assert weekly.sample_seed(0, monday) != weekly.sample_seed(0, temporal_split("2026-02-09 03:00", 3, 1, 7))
+    assert weekly.sample_seed(0, monday) != weekly.sample_seed(1, monday)
 
 
 def test_summary_action_and_markdown():
