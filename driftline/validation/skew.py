@@ -8,6 +8,29 @@ Three checks, each a pure function of the two frames and the contract:
   and codes resolved through ``pycountry`` (when most training values are countries), and,
   when the entity id is on both sides, the training value the same entity had (TFDV's
   ID-joined skew). Evidence for one target combines as 1 − Π(1 − cᵢ).
+
+  Evidence alone never makes a mapping: a serving value is proposed as a rename of a training
+  value only when it **replaces** it (see :func:`rename_check`). Write ``p`` for the old value's
+  share of non-null training rows, ``q`` for its share of non-null serving rows, and ``s`` for
+  the serving share of the old value plus every unseen value proposed for it (two spellings of
+  one renamed value, "United States" and "U.S.", take its place together). The old value is
+  replaced when both hold:
+
+  1. it vanished from serving: ``q ≤ rename_vanish_ratio × p`` (10% of its training share);
+  2. its replacement's share matches: ``|s − p| ≤ rename_share_rtol × p + rename_share_z × SE``
+     (a relative 50% band for a population that moved between the two windows, plus 3 standard
+     errors of a two-proportion difference for sampling noise, ``SE = √(p̄(1 − p̄)(1/n_t + 1/n_s))``
+     with ``p̄`` the pooled share and ``n_t``, ``n_s`` the non-null rows of each side).
+
+  A value known only from the contract's vocabulary (no training rows) has no share to match:
+  condition 1 alone applies (it must not be served). This holds for every kind of evidence: a
+  new plan ``basic_plus_2026`` taken up by 9% of the entities that had ``basic``, while ``basic``
+  keeps most of its share, is a new category (drift, the drift engine's call), not a rename.
+  Such values, served *alongside* the value their evidence points to, get no mapping and count
+  as new categories for severity (``low``, informational: the promotion gate does not block on
+  it); they are listed in ``details["new_categories"]`` with that value. Values whose candidate
+  vanished but whose share does not match (a split or merge of categories) get no mapping either
+  and count as values without a counterpart (``details["share_mismatch"]``).
 - **scale** (numeric features): serving quantiles that are all the same multiple of the
   training quantiles (×100, ×1000, percent vs fraction, seconds vs milliseconds ...).
 - **row level**: when entity id and timestamp join serving rows to training rows (the same
@@ -18,8 +41,9 @@ level): ``high`` at ≥ ``high_share`` (1%), ``medium`` at ≥ ``medium_share`` 
 ``low``. For a vocabulary, the share that counts is the rows with a suggested mapping (a
 representation mismatch), or every unseen row when the vocabulary is closed; for an open
 vocabulary, unseen values with no plausible counterpart are new categories rather than skew:
-they rank ``low`` unless they reach ``new_values_share`` (5%), then ``medium``. A detected unit
-factor is always ``high``. Values are compared as canonical text
+they rank ``low`` unless they reach ``new_values_share`` (5%), then ``medium``; values served
+alongside the training value they resemble are new categories whatever their share (``low``).
+A detected unit factor is always ``high``. Values are compared as canonical text
 (:func:`driftline.values.category_value`: ``4111.0`` on one side and ``4111`` on the other are the
 same value), so the mapping's keys and values are strings; booleans and times are read as ingest
 reads them.
@@ -124,6 +148,12 @@ class SkewThresholds:
     min_rows: int = 20  # numeric values needed on each side for the scale check
     numeric_rtol: float = 1e-6
     numeric_atol: float = 1e-9
+    # The rename rule (module docstring): a serving value replaces a training value only when
+    # the old value's serving share is at most this fraction of its training share ...
+    rename_vanish_ratio: float = 0.1
+    # ... and the replacing share is within ±(rtol × training share + z × two-proportion SE).
+    rename_share_rtol: float = 0.5
+    rename_share_z: float = 3.0
 
 
 @dataclass
@@ -243,7 +273,9 @@ def _plain(v: Any) -> Any:
 
 def _norm(text: Any) -> str:
     """Case, whitespace, punctuation and accents removed: 'Côte d'Ivoire' -> 'cotedivoire'."""
-    s = unicodedata.normalize("NFKD", str(text))
+    # Casefold first: folding can add letters (Greek iota subscript 'ᾀ' -> 'ἀι'), so folding after
+    # stripping accents would make _norm(x) differ from _norm(x.casefold()).
+    s = unicodedata.normalize("NFKD", str(text).casefold())
     s = "".join(ch for ch in s if not unicodedata.combining(ch))
     return _NON_ALNUM.sub("", s.casefold())
 
@@ -342,6 +374,48 @@ class _Countries:
 
 # -- the checks ----------------------------------------------------------------------------------
 
+_EPS = 1e-12  # slack on the rename rule's comparisons (shares are ratios of counts)
+
+
+def rename_check(
+    training_rows: int,
+    n_training: int,
+    serving_rows: int,
+    replacing_rows: int,
+    n_serving: int,
+    thresholds: SkewThresholds = SkewThresholds(),
+) -> dict[str, Any]:
+    """The rename rule for one training value: do the serving values proposed for it replace it?
+
+    ``training_rows`` and ``serving_rows`` count the old value on each side, ``replacing_rows``
+    the serving rows of the unseen values proposed for it, ``n_training`` and ``n_serving`` the
+    non-null rows of each side. Returns the shares, the tolerance and the verdicts
+    (``vanished``, ``share_matches``, ``replaced``); see the module docstring for the rule.
+    """
+    t = thresholds
+    p = training_rows / n_training if n_training else 0.0
+    q = serving_rows / n_serving if n_serving else 0.0
+    k = serving_rows + replacing_rows
+    s = k / n_serving if n_serving else 0.0
+    vanished = q <= t.rename_vanish_ratio * p + _EPS
+    if training_rows and n_training and n_serving:
+        pooled = (training_rows + k) / (n_training + n_serving)
+        se = math.sqrt(max(pooled * (1.0 - pooled), 0.0) * (1.0 / n_training + 1.0 / n_serving))
+        tolerance = t.rename_share_rtol * p + t.rename_share_z * se
+        share_matches = abs(s - p) <= tolerance + _EPS
+    else:  # known only from the contract's vocabulary: no training share to match
+        tolerance = None
+        share_matches = True
+    return {
+        "training_share": p,
+        "serving_share": q,
+        "replacing_share": s,
+        "tolerance": tolerance,
+        "vanished": vanished,
+        "share_matches": share_matches,
+        "replaced": vanished and share_matches,
+    }
+
 
 def _entity_pairs(
     serving: pd.DataFrame, serving_codes: np.ndarray, train_last: pd.DataFrame, feature: str, unseen: set[str]
@@ -383,7 +457,10 @@ def vocabulary_skew(
     """Serving values unknown to training, with a suggested training value for each (or None).
 
     ``entity_pairs(unseen)`` returns, per unseen serving value, the training values that the
-    same entities had (counted); it is called only when there are unseen values.
+    same entities had (counted); it is called only when there are unseen values. A value is
+    mapped only when its candidate passes :func:`rename_check` (the candidate vanished from
+    serving and the values proposed for it take its share); ``details["rename_checks"]`` holds
+    the check for each candidate.
     """
     train_counts = _value_counts(training)
     known = set(train_counts) | {str(v) for v in vocabulary or []}
@@ -410,10 +487,7 @@ def vocabulary_skew(
             for v, c in zip(top, resolved, strict=True):
                 if c is not None and c not in by_country:
                     by_country[c] = v
-    mapping: dict[str, str] = {}
-    confidence: dict[str, float] = {}
-    evidence: dict[str, list[str]] = {}
-    alternatives: dict[str, dict[str, float]] = {}
+    candidates: dict[str, tuple[str, float, list[str], dict[str, float]]] = {}
     pairs_by_value = entity_pairs(set(unseen)) if entity_pairs is not None and "entity" in methods else {}
     for u in list(unseen)[:MAX_UNSEEN_VALUES]:
         votes: dict[str, list[tuple[str, float]]] = {}
@@ -441,23 +515,56 @@ def vocabulary_skew(
         best = max(scored, key=lambda t: (scored[t], train_counts.get(t, 0)))
         if scored[best] < thresholds.min_confidence:
             continue
-        mapping[u] = best
-        confidence[u] = round(scored[best], 4)
-        evidence[u] = [how for how, _ in votes[best]]
         others = {t: round(s, 4) for t, s in scored.items() if t != best}
+        candidates[u] = (best, round(scored[best], 4), [how for how, _ in votes[best]], others)
+    # The rename rule: the values proposed for one training value replace it together, or not at all.
+    n_training = sum(train_counts.values())
+    replacing: dict[str, int] = {}
+    for u, (best, *_) in candidates.items():
+        replacing[best] = replacing.get(best, 0) + unseen[u]
+    checks = {
+        best: rename_check(
+            train_counts.get(str(best), 0),
+            n_training,
+            serving_counts.get(str(best), 0),
+            k,
+            n_serving,
+            thresholds,
+        )
+        for best, k in replacing.items()
+    }
+    mapping: dict[str, str] = {}
+    confidence: dict[str, float] = {}
+    evidence: dict[str, list[str]] = {}
+    alternatives: dict[str, dict[str, float]] = {}
+    new_categories: dict[str, str] = {}  # served alongside the value the evidence points to
+    share_mismatch: dict[str, str] = {}  # that value vanished, but its share went elsewhere too
+    for u, (best, conf, how, others) in candidates.items():
+        check = checks[best]
+        if not check["vanished"]:
+            new_categories[u] = best
+            continue
+        if not check["share_matches"]:
+            share_mismatch[u] = best
+            continue
+        mapping[u] = best
+        confidence[u] = conf
+        evidence[u] = how
         if others:
             alternatives[u] = others
     rows = sum(unseen.values())
     mapped_rows = sum(unseen[u] for u in mapping)
+    new_rows = sum(unseen[u] for u in new_categories)
     unmapped = {u: n for u, n in unseen.items() if u not in mapping}
-    unmapped_rows = rows - mapped_rows
+    unexplained = {u: n for u, n in unmapped.items() if u not in new_categories}
+    unexplained_rows = rows - mapped_rows - new_rows
     share = rows / n_serving if n_serving else 0.0
     mapped_share = mapped_rows / n_serving if n_serving else 0.0
-    unmapped_share = unmapped_rows / n_serving if n_serving else 0.0
+    unexplained_share = unexplained_rows / n_serving if n_serving else 0.0
     levels = [_severity(mapped_share, thresholds) if mapped_rows else "low"]
     if closed:
         levels.append(_severity(share, thresholds))
-    elif unmapped_share >= thresholds.new_values_share:
+    elif unexplained_share >= thresholds.new_values_share:
         levels.append("medium")
     severity = _max_severity(*levels)
     fixes = []
@@ -465,14 +572,26 @@ def vocabulary_skew(
         shown = dict(list(mapping.items())[:5])
         more = f" (+{len(mapping) - 5} more)" if len(mapping) > 5 else ""
         fixes.append(f"map serving values to the training vocabulary before encoding: {shown}{more}")
-    if unmapped:
-        examples = ", ".join(repr(u) for u in list(unmapped)[:3])
+    if new_categories and not closed:
+        examples = ", ".join(f"{u!r} next to {t!r}" for u, t in list(new_categories.items())[:3])
+        fixes.append(
+            f"{len(new_categories)} new value(s) served alongside the training value they resemble "
+            f"(e.g. {examples}): new categories, drift rather than skew; do not map them, retrain"
+        )
+    shown_unmapped = unmapped if closed else unexplained
+    if shown_unmapped:
+        examples = ", ".join(repr(u) for u in list(shown_unmapped)[:3])
         what = "violate the closed vocabulary" if closed else "have no training counterpart"
-        fixes.append(f"{len(unmapped)} value(s) {what} (e.g. {examples}): fix upstream or extend the vocabulary")
+        fixes.append(f"{len(shown_unmapped)} value(s) {what} (e.g. {examples}): fix upstream or extend the vocabulary")
     summary = (
         f"{rows:,} of {n_serving:,} serving rows ({share:.2%}) carry {len(unseen)} value(s) of {feature} never seen "
         f"in training; a training counterpart is suggested for {len(mapping)} value(s) covering {mapped_rows:,} rows."
     )
+    if new_categories:
+        summary += (
+            f" {len(new_categories)} value(s) covering {new_rows:,} rows are served alongside the training value "
+            "they resemble, which is still served: new categories, not renames."
+        )
     return SkewFinding(
         kind="vocabulary",
         feature=feature,
@@ -492,6 +611,9 @@ def vocabulary_skew(
             "closed_vocabulary": closed,
             "country_codes": country_feature,
             "alternatives": alternatives,
+            "new_categories": new_categories,
+            "share_mismatch": share_mismatch,
+            "rename_checks": checks,
             "rows_by_value": dict(list(unseen.items())[:50]),
         },
     )
