@@ -62,7 +62,7 @@ def plain(config: Path, as_of: pd.Timestamp) -> dict:
         future = pool.submit(weekly.run_backtest, window, c, s)
         cand = weekly.train_candidate(data, c, s)
         bt = future.result()
-    gates = weekly.judge_candidate(cand, assessment.champion_metrics, bt, s, check)
+    gates = weekly.judge_candidate(cand, assessment, data, c, s)
     code = weekly.code_version()
     from driftline.drift import render_html
 

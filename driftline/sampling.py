@@ -21,6 +21,13 @@
 
 When the pool holds ``size`` rows or fewer, the whole pool is the sample. Same data and same
 ``rng`` seed give the same sample and the same :func:`content_hash`.
+
+4. **Weights** — the tail is over-represented on purpose, so each sampled row carries an
+   inverse-inclusion weight: rows are grouped into cells of stratum x tail candidate (a row
+   with any tail reason) and a row of a cell with ``N`` pool rows and ``n`` sampled rows weighs
+   ``N / n`` (a stratum where one of its two cells got no row uses the stratum's ``N / n``).
+   Weighted metrics estimate production (the pool); the tail is reported as its own slice.
+   Weights sum to the pool size whenever every stratum is represented.
 """
 
 from __future__ import annotations
@@ -54,6 +61,28 @@ class TestSample:
     manifest: dict[str, Any]
     content_hash: str
     tail_request_ids: list[Any] = field(default_factory=list)
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))  # aligned with ``frame`` rows
+
+
+def inclusion_weights(strata: np.ndarray, candidate: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Inverse-inclusion weight of each chosen pool position (see the module docstring, step 4)."""
+    n = len(strata)
+    picked = np.zeros(n, dtype=bool)
+    picked[chosen] = True
+    out = np.zeros(n, dtype=np.float64)
+    for key in np.unique(strata):
+        in_h = strata == key
+        cells = [in_h & candidate, in_h & ~candidate]
+        if all((c & picked).any() or not c.any() for c in cells):
+            for c in cells:
+                k = int((c & picked).sum())
+                if k:
+                    out[c & picked] = c.sum() / k
+        else:
+            k = int((in_h & picked).sum())
+            if k:
+                out[in_h & picked] = in_h.sum() / k
+    return out[chosen]
 
 
 @dataclass(frozen=True)
@@ -310,7 +339,15 @@ def refresh_test_set(
         chosen = np.sort(np.concatenate([tail, *body])) if (len(tail) or body) else np.zeros(0, np.int64)
     uniform = np.sort(rng.choice(n, size=k, replace=False)) if n else np.zeros(0, np.int64)
 
-    sample = pool.iloc[chosen].sort_values(rid, kind="stable").reset_index(drop=True)
+    is_candidate = np.zeros(n, dtype=bool)
+    for g in groups:
+        is_candidate[g.positions] = True
+    chosen_weights = (
+        np.ones(len(chosen)) if whole_pool else inclusion_weights(strata.to_numpy(dtype=object), is_candidate, chosen)
+    )
+    ordered = pool.iloc[chosen].assign(__w=chosen_weights).sort_values(rid, kind="stable").reset_index(drop=True)
+    weights = ordered.pop("__w").to_numpy(dtype=np.float64)
+    sample = ordered
     digest = content_hash(sample, sort_by=rid)
 
     # manifest ------------------------------------------------------------------------
@@ -392,6 +429,16 @@ def refresh_test_set(
         },
         "rare_segments": rare_segments,
         "rare_segment_coverage": {"sample": coverage(chosen), "uniform": coverage(uniform)},
+        "weights": {
+            "sum": _json_float(float(weights.sum())) if len(weights) else None,
+            "min": _json_float(float(weights.min())) if len(weights) else None,
+            "max": _json_float(float(weights.max())) if len(weights) else None,
+            "weighted_positive_rate": (
+                _json_float(float(np.average(y[chosen], weights=chosen_weights)))
+                if len(chosen) and chosen_weights.sum() > 0
+                else None
+            ),
+        },
     }
     tail_ids = sorted(pool[rid].iloc[sorted(tail_set)].tolist()) if tail_set else []
-    return TestSample(frame=sample, manifest=manifest, content_hash=digest, tail_request_ids=tail_ids)
+    return TestSample(frame=sample, manifest=manifest, content_hash=digest, tail_request_ids=tail_ids, weights=weights)

@@ -57,8 +57,23 @@ class DriftSettings(_Section):
     warn_features_for_retrain: int = Field(default=3, ge=1)
     metric_drop_investigate: float = Field(default=0.03, ge=0)
     metric_drop_retrain: float = Field(default=0.10, ge=0)
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="The metric trigger needs at least this many labelled test rows."
+    )
+    min_labelled_positives: int = Field(default=20, ge=1, description="... and at least this many positives.")
+    metric_drop_confidence: float = Field(
+        default=0.9,
+        gt=0.5,
+        lt=1,
+        description="A metric drop counts when its one-sided upper bound at this confidence is below the reference.",
+    )
+    reference_min_rows: int = Field(
+        default=1000, ge=1, description="Rows a version's drift reference needs; the test week is topped up to it."
+    )
     segment_min_rows: int = Field(default=200, ge=1)
-    cooldown_hours: float = Field(default=24.0, ge=0)
+    cooldown_hours: float = Field(
+        default=168.0, ge=0, description="One alert per drift episode (champion version) within this many hours."
+    )
     small_sample_alert_quantile: float = Field(
         default=0.999,
         gt=0,
@@ -116,8 +131,12 @@ class GateSettings(_Section):
     """What a candidate must show before it is promoted."""
 
     primary_metric: Literal["average_precision", "roc_auc", "f1", "precision", "recall"] = "average_precision"
-    margin: float = Field(default=0.0, description="Absolute margin by which a candidate must beat the champion.")
-    backtest_sigmas: float = Field(default=2.0, ge=0)
+    margin: float = Field(
+        default=0.0,
+        description="The paired interval's lower bound of candidate - champion must exceed this (a tie never does).",
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="Confidence of the bootstrap intervals.")
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
     auto_promote: bool = True
 
 

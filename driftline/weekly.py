@@ -131,6 +131,15 @@ class Datasets:
     test_hash: str
     train_hash: str
     test_path: Path | None = None
+    test_weights: np.ndarray | None = None  # inverse-inclusion weights, aligned with ``test`` rows
+    tail_mask: np.ndarray | None = None  # which test rows are long-tail picks (their own slice)
+    test_window: pd.DataFrame | None = None  # every labelled row of the test window (out of sample)
+
+    def weights(self) -> np.ndarray:
+        return np.ones(len(self.test)) if self.test_weights is None else self.test_weights
+
+    def tail(self) -> np.ndarray:
+        return np.zeros(len(self.test), dtype=bool) if self.tail_mask is None else self.tail_mask
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -171,11 +180,12 @@ def build_datasets(
         extreme_quantile=s.extreme_quantile,
         known_vocab=known_vocab,
     )
+    tail = sample.frame[contract.request_id].isin(set(sample.tail_request_ids)).to_numpy()
     path = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"test-{sample.content_hash[:16]}.parquet"
-        sample.frame.to_parquet(path, index=False)
+        sample.frame.assign(driftline_weight=sample.weights, driftline_tail=tail).to_parquet(path, index=False)
     return Datasets(
         train=train,
         test=sample.frame,
@@ -183,6 +193,9 @@ def build_datasets(
         test_hash=sample.content_hash,
         train_hash=content_hash(train, sort_by=contract.request_id) if len(train) else "empty",
         test_path=path,
+        test_weights=sample.weights,
+        tail_mask=tail,
+        test_window=pool,
     )
 
 
@@ -317,6 +330,8 @@ class DriftAssessment:
     report: Any = None  # driftline.drift.DriftReport
     champion_metrics: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
+    champion_scores: np.ndarray | None = None  # on the refreshed test set, for the paired comparison
+    codes: list[dict[str, Any]] = field(default_factory=list)  # structured reasons (drift.policy.Reason)
 
     def summary(self) -> dict[str, Any]:
         flagged = {}
@@ -326,7 +341,13 @@ class DriftAssessment:
                 for f in self.report.by_severity()
                 if f.severity in ("warn", "alert")
             }
-        return {"action": self.action, "trigger": self.trigger, "reasons": self.reasons, "flagged": flagged}
+        return {
+            "action": self.action,
+            "trigger": self.trigger,
+            "reasons": self.reasons,
+            "codes": self.codes,
+            "flagged": flagged,
+        }
 
 
 def assess_drift(
@@ -341,17 +362,23 @@ def assess_drift(
 ) -> DriftAssessment:
     """Decide ``none | investigate | retrain`` and, for a retrain, which trigger caused it."""
     from driftline.drift import compare, decide, performance_drift
+    from driftline.drift.policy import Decision, Reason, metric_decision
     from driftline.labels import binary_target
     from driftline.training import score
 
     if champion is None:
-        return DriftAssessment("retrain", "bootstrap", ["no champion yet: training the first version"])
+        first = Reason("no_champion", "retrain", "no champion yet: training the first version")
+        return DriftAssessment("retrain", "bootstrap", [first.text], codes=[first.to_dict()])
     y = binary_target(datasets.test[contract.target.name], contract)
     threshold = settings.training.threshold
+    w = datasets.weights()
     scores = score(champion.pipeline, datasets.test, contract)
     reference = {k: v for k, v in champion.test_metrics.items()}
-    perf = performance_drift(reference, y, scores, threshold) if reference else None
-    champion_metrics = _metrics(y, scores, threshold)
+    perf = None
+    if reference:
+        perf = performance_drift(reference, y, scores, threshold, w)
+        perf.update(_metric_evidence(y, scores, w, datasets, settings))
+    champion_metrics = evaluate(y, scores, w, datasets.tail(), threshold)
     report = None
     profile = profile_for(champion, contract)
     if profile is not None and len(recent):
@@ -359,63 +386,103 @@ def assess_drift(
         frame[SCORE] = score(champion.pipeline, recent, contract)
         report = compare(profile, frame, settings.drift, contract)
         decision = decide(report, settings.drift, perf, settings.gates.primary_metric)
-        action, reasons = decision.action, list(decision.reasons)
     else:
         why = "no recent traffic" if len(recent) == 0 else "the champion's reference profile does not fit this contract"
-        action, reasons = "none", [f"{why}: drift not measured"]
-        if perf is not None:
-            drop = -(perf["change"].get(settings.gates.primary_metric, {}).get("relative") or 0.0)
-            if drop >= settings.drift.metric_drop_retrain:
-                action, reasons = "retrain", [f"{settings.gates.primary_metric} dropped {drop:.1%} relative"]
-    cause: str | None = None
-    if action == "retrain":
-        cause = "drift" if any(_is_drift_reason(r) for r in reasons) else "performance"
-    if trigger == "drift" and action != "retrain":
-        # The drift monitor already decided; this run retrains on its alert.
+        level, metric_reasons = metric_decision(perf, settings.drift, settings.gates.primary_metric)
+        decision = Decision.of(
+            level, [*metric_reasons, Reason("drift_not_measured", "none", f"{why}: drift not measured")]
+        )
+    codes = list(decision.codes)
+    action, cause = decision.action, decision.cause
+    if trigger == "drift":
+        # The drift monitor's policy already decided; this run retrains on its alert and says so.
         alerted = f" (alerted features: {', '.join(alerted_features)})" if alerted_features else ""
-        reasons = [f"run started by a drift alert{alerted}", *reasons]
+        codes.insert(0, Reason("drift_alert", "retrain", f"run started by a drift alert{alerted}"))
         action, cause = "retrain", "drift"
     elif force_retrain and action != "retrain":
-        reasons = ["forced retrain", *reasons]
+        codes.insert(0, Reason("forced", "retrain", "forced retrain"))
         action, cause = "retrain", "manual"
     elif settings.training.retrain_on_schedule and trigger == "schedule" and action != "retrain":
-        reasons = ["retrain on every scheduled run", *reasons]
+        codes.insert(0, Reason("scheduled", "retrain", "retrain on every scheduled run"))
         action, cause = "retrain", "schedule"
-    return DriftAssessment(action, cause, reasons, report, champion_metrics, perf)
-
-
-def _is_drift_reason(reason: str) -> bool:
-    """Whether a retrain reason from driftline.drift.decide is about inputs or scores moving
-    (trigger ``drift``) rather than the metric dropping (trigger ``performance``)."""
-    return (
-        reason.startswith("key feature")
-        or "features at warn or above" in reason
-        or (reason.startswith("model score") and " at alert " in reason)
+    return DriftAssessment(
+        action, cause, [r.text for r in codes], report, champion_metrics, perf, scores, [r.to_dict() for r in codes]
     )
 
 
-def _metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+def _metric_evidence(
+    y: np.ndarray, scores: np.ndarray, w: np.ndarray, datasets: Datasets, settings: Settings
+) -> dict[str, Any]:
+    """How much the metric trigger may trust this test set: labelled rows, positives, an interval."""
+    from driftline.metrics import bootstrap_interval
+
+    d, g = settings.drift, settings.gates
+    n, positives = len(y), int(np.sum(y))
+    sufficient = n >= d.min_labelled_rows and positives >= d.min_labelled_positives
+    interval = bootstrap_interval(
+        g.primary_metric,
+        y,
+        scores,
+        np.random.default_rng(data_seed(settings.training.seed, datasets.test_hash, "champion")),
+        threshold=settings.training.threshold,
+        sample_weight=w,
+        resamples=g.bootstrap_resamples,
+        confidence=2 * d.metric_drop_confidence - 1,  # its upper end is the one-sided bound
+    )
+    return {
+        "labelled": {
+            "n": n,
+            "positives": positives,
+            "min_rows": d.min_labelled_rows,
+            "min_positives": d.min_labelled_positives,
+            "sufficient": sufficient,
+        },
+        "interval": {"metric": g.primary_metric, **interval.to_dict(), "upper_confidence": d.metric_drop_confidence},
+    }
+
+
+def data_seed(seed: int, digest: str, purpose: str) -> list[int]:
+    """A seed from the configured seed, a data hash and what it is for: same data, same draws."""
+    tag = int(hashlib.sha256(f"{digest}:{purpose}".encode()).hexdigest()[:12], 16)
+    return [int(seed), tag]
+
+
+def evaluate(
+    y: np.ndarray, scores: np.ndarray, weights: np.ndarray | None, tail: np.ndarray | None, threshold: float
+) -> dict[str, Any]:
+    """Headline metrics weighted to estimate production, and the long tail as its own slice."""
     from driftline.metrics import classification_metrics
 
-    return {
-        k: (_finite(v) if isinstance(v, float) else v) for k, v in classification_metrics(y, scores, threshold).items()
-    }
+    def clean(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: (_finite(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+    out = clean(classification_metrics(y, scores, threshold, weights))
+    if tail is not None and tail.any():
+        out["tail"] = clean(classification_metrics(y[tail], scores[tail], threshold))
+    return out
 
 
 # -- 5. train and judge -----------------------------------------------------------------------
 @dataclass
 class Candidate:
-    """A trained pipeline, its metrics on the refreshed test set and its reference profile."""
+    """A trained pipeline, its metrics and scores on the refreshed test set, its reference profile."""
 
     model: Any  # driftline.training.TrainedModel
     metrics: dict[str, Any]
     profile: Any  # driftline.drift.Profile
-    test_performance: dict[str, Any]
+    test_scores: np.ndarray
 
 
 def train_candidate(datasets: Datasets, contract: Contract, settings: Settings) -> Candidate:
-    """Fit on the training window, score the refreshed test set, fit the reference profile."""
-    from driftline.drift import fit_profile, performance_metrics
+    """Fit on the training window, score the refreshed test set, fit the reference profile.
+
+    The reference profile (what drift is later measured against) is fitted on the test window —
+    every labelled row of the most recent whole week, which training never saw — so the score's
+    reference is out of sample and the inputs' reference is the newest world the model knows.
+    When that week holds fewer than ``drift.reference_min_rows`` rows, the most recent training
+    weeks are added (their scores are in sample; the profile records how many rows it has).
+    """
+    from driftline.drift import fit_profile
     from driftline.labels import binary_target
     from driftline.training import score, train
 
@@ -427,12 +494,20 @@ def train_candidate(datasets: Datasets, contract: Contract, settings: Settings) 
     model = train(datasets.train, contract, settings.training)
     y = binary_target(datasets.test[contract.target.name], contract)
     scores = score(model.pipeline, datasets.test, contract)
-    metrics = _metrics(y, scores, settings.training.threshold)
-    reference = datasets.train.copy()
+    metrics = evaluate(y, scores, datasets.weights(), datasets.tail(), settings.training.threshold)
+    reference = reference_rows(datasets, contract, settings.drift.reference_min_rows)
     reference[SCORE] = score(model.pipeline, reference, contract)
     profile = fit_profile(reference, contract, settings.drift, score_column=SCORE)
-    perf = performance_metrics(y, scores, settings.training.threshold)
-    return Candidate(model, metrics, profile, perf)
+    return Candidate(model, metrics, profile, scores)
+
+
+def reference_rows(datasets: Datasets, contract: Contract, min_rows: int) -> pd.DataFrame:
+    """The test window's rows, topped up with the newest training rows up to ``min_rows``."""
+    window = datasets.test_window if datasets.test_window is not None else datasets.test
+    if len(window) >= min_rows or len(datasets.train) == 0:
+        return window.copy()
+    newest = datasets.train.sort_values(contract.timestamp, kind="stable").tail(min_rows - len(window))
+    return pd.concat([newest, window], ignore_index=True)
 
 
 def run_backtest(window: Window, contract: Contract, settings: Settings) -> dict[str, Any] | None:
@@ -445,23 +520,28 @@ def run_backtest(window: Window, contract: Contract, settings: Settings) -> dict
 
 
 def judge_candidate(
-    candidate: Candidate,
-    champion_metrics: dict[str, Any] | None,
-    backtest: dict[str, Any] | None,
-    settings: Settings,
-    check: DataCheck,
+    candidate: Candidate, assessment: DriftAssessment, datasets: Datasets, contract: Contract, settings: Settings
 ) -> Any:
-    """The promotion gates (driftline.gates) on the same refreshed test set."""
+    """The promotion gates (driftline.gates): a paired bootstrap comparison on the same test rows."""
     from driftline.gates import evaluate_gates
+    from driftline.labels import binary_target
+    from driftline.metrics import paired_difference
 
-    return evaluate_gates(
-        candidate.metrics,
-        champion_metrics,
-        backtest,
-        settings.gates,
-        validation_blocked=check.blocked and not check.skew_reasons,
-        skew_reasons=check.skew_reasons,
-    )
+    comparison = None
+    if assessment.champion_scores is not None:
+        g = settings.gates
+        comparison = paired_difference(
+            g.primary_metric,
+            binary_target(datasets.test[contract.target.name], contract),
+            candidate.test_scores,
+            assessment.champion_scores,
+            np.random.default_rng(data_seed(settings.training.seed, datasets.test_hash, "paired")),
+            threshold=settings.training.threshold,
+            sample_weight=datasets.weights(),
+            resamples=g.bootstrap_resamples,
+            confidence=g.confidence,
+        )
+    return evaluate_gates(candidate.metrics, assessment.champion_metrics, comparison, settings.gates)
 
 
 # -- 6. register ------------------------------------------------------------------------------
@@ -517,6 +597,9 @@ def register_candidate(
     metric = settings.gates.primary_metric
     trigger = assessment.trigger or "manual"
     test_metrics = {f"test.{k}": float(v) for k, v in candidate.metrics.items() if _finite(v) is not None}
+    test_metrics.update(
+        {f"tail.{k}": float(v) for k, v in (candidate.metrics.get("tail") or {}).items() if _finite(v) is not None}
+    )
     bt = {}
     if backtest:
         bt = {
@@ -540,6 +623,7 @@ def register_candidate(
         "validation_status": "passed" if not check.blocked else "failed",
         "decision": assessment.action,
         "decision_reasons": " | ".join(assessment.reasons)[:4000],
+        "decision_codes": ",".join(dict.fromkeys(str(c.get("code")) for c in assessment.codes))[:500],
         "drift_summary": json.dumps(assessment.summary()["flagged"])[:4000],
         **gates.to_tags(),
     }
@@ -687,6 +771,8 @@ def run_summary(
             "rare_segment_coverage": m.get("rare_segment_coverage"),
             "tail_kept": tail.get("kept"),
             "tail_by_reason": tail.get("by_reason"),
+            "weighted_positive_rate": (m.get("weights") or {}).get("weighted_positive_rate"),
+            "production_positive_rate": (m.get("positive_rate") or {}).get("production"),
         }
     if check is not None:
         out["data_check"] = check.summary()

@@ -60,7 +60,7 @@ def refresh_and_retrain(
 
         backtest = t.backtest.submit(ctx, window)
         candidate = t.train_candidate(ctx, datasets)
-        gates = t.judge(ctx, candidate, assessment, backtest.result(), check)
+        gates = t.judge(ctx, candidate, assessment, datasets)
         registration = t.register(
             ctx,
             candidate=candidate,

@@ -112,15 +112,11 @@ def backtest(ctx: RunContext, window: weekly.Window) -> dict[str, Any] | None:
 
 @task(name="gates", cache_policy=NO_CACHE)
 def judge(
-    ctx: RunContext,
-    candidate: weekly.Candidate,
-    assessment: weekly.DriftAssessment,
-    bt: dict[str, Any] | None,
-    check: weekly.DataCheck,
+    ctx: RunContext, candidate: weekly.Candidate, assessment: weekly.DriftAssessment, datasets: weekly.Datasets
 ) -> Any:
-    """Every promotion gate's verdict."""
-    report = weekly.judge_candidate(candidate, assessment.champion_metrics, bt, ctx.settings, check)
-    get_run_logger().info("gates %s", json.dumps(report.to_dict()))
+    """Every promotion gate's verdict: the paired comparison with the champion on the same rows."""
+    report = weekly.judge_candidate(candidate, assessment, datasets, ctx.contract, ctx.settings)
+    get_run_logger().info("gates %s", json.dumps(report.to_dict(), default=str))
     return report
 
 

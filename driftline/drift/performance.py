@@ -1,77 +1,46 @@
 """Performance of the deployed model on a labelled window, and its change against the reference.
 
-Metrics are computed with numpy (no scikit-learn import on the drift path) and match
-scikit-learn's definitions, ties included:
-
-- ``roc_auc``: the Mann-Whitney statistic with average ranks for tied scores
-  (= ``sklearn.metrics.roc_auc_score``);
-- ``average_precision``: sum over distinct score thresholds of (R_n - R_{n-1}) * P_n
-  (= ``sklearn.metrics.average_precision_score``);
-- ``precision`` and ``recall`` of the rule ``score >= threshold``.
-
-A metric that is undefined on the window (one class only, no predicted positive) is ``None``.
+One set of definitions for the whole project: every number comes from
+:func:`driftline.metrics.classification_metrics` (scikit-learn's average precision and ROC AUC;
+precision, recall and f1 of the rule ``score >= threshold``), so the champion, the candidate,
+the performance trigger and the gates read the same keys (``average_precision``, ``roc_auc``,
+``precision``, ``recall``, ``f1``, ``positive_rate``, ``predicted_positive_rate``, ``n``,
+``n_positive``). A metric that is undefined on the window (one class only, no predicted
+positive) is ``None`` here (JSON-ready), NaN in :mod:`driftline.metrics`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-METRICS = ("roc_auc", "average_precision", "precision", "recall")
+from driftline.metrics import METRIC_NAMES
+
+METRICS = METRIC_NAMES
+RATES = ("positive_rate", "predicted_positive_rate")
 
 
-def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float | None:
-    """Area under the ROC curve; None when only one class is present."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(y_true).astype(bool)
-    pos = int(y.sum())
-    neg = y.size - pos
-    if pos == 0 or neg == 0:
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    ranks = rankdata(np.asarray(y_score, dtype=np.float64), method="average")
-    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+    return value
 
 
-def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float | None:
-    """Average precision over distinct score thresholds; None without positives."""
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(y_score, dtype=np.float64)
-    pos = int(y.sum())
-    if pos == 0:
-        return None
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]  # last index of each distinct score
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    precision = tps / (tps + fps)
-    recall = tps / pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+def performance_metrics(
+    y_true: np.ndarray, y_score: np.ndarray, threshold: float, sample_weight: Any = None
+) -> dict[str, Any]:
+    """Every metric and rate at ``threshold`` (weighted when ``sample_weight`` is given), plus counts."""
+    from driftline.metrics import classification_metrics
 
-
-def performance_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
-    """ROC AUC, average precision, precision and recall at ``threshold``, plus counts."""
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(y_score, dtype=np.float64)
+    y = np.asarray(y_true).astype(np.int64).ravel()
+    s = np.asarray(y_score, dtype=np.float64).ravel()
     if y.shape != s.shape:
         raise ValueError(f"y_true has {y.size} values but y_score has {s.size}")
-    pred = s >= threshold
-    tp = int(np.count_nonzero(pred & y))
-    n_pred = int(np.count_nonzero(pred))
-    pos = int(np.count_nonzero(y))
-    return {
-        "roc_auc": roc_auc(y, s),
-        "average_precision": average_precision(y, s),
-        "precision": tp / n_pred if n_pred else None,
-        "recall": tp / pos if pos else None,
-        "n": int(y.size),
-        "positives": pos,
-        "base_rate": pos / y.size if y.size else None,
-        "predicted_positive_rate": n_pred / y.size if y.size else None,
-        "threshold": float(threshold),
-    }
+    out = {k: _clean(v) for k, v in classification_metrics(y, s, threshold, sample_weight).items()}
+    out["threshold"] = float(threshold)
+    return out
 
 
 def change(reference: float | None, current: float | None) -> dict[str, float | None]:
@@ -84,18 +53,24 @@ def change(reference: float | None, current: float | None) -> dict[str, float | 
 
 
 def performance_drift(
-    reference_perf: dict[str, Any], y_true: np.ndarray, y_score: np.ndarray, threshold: float
+    reference_perf: dict[str, Any],
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    threshold: float,
+    sample_weight: Any = None,
 ) -> dict[str, Any]:
-    """Metrics on the labelled window against ``reference_perf`` (a :func:`performance_metrics` dict).
+    """Metrics on the labelled window against ``reference_perf`` (same keys as :func:`performance_metrics`).
 
     Returns ``{"reference", "current", "change": {metric: {reference, current, absolute,
-    relative}}, "threshold"}``; a relative drop of 10% shows as ``relative == -0.10``.
+    relative}}, "threshold"}`` for every metric and both rates (the base-rate change is
+    ``change["positive_rate"]``); a relative drop of 10% shows as ``relative == -0.10``.
     """
-    current = performance_metrics(y_true, y_score, threshold)
-    keys = [*METRICS, "base_rate", "predicted_positive_rate"]
+    current = performance_metrics(y_true, y_score, threshold, sample_weight)
+    keys = [*METRICS, *RATES]
+    reference = {k: _clean(reference_perf.get(k)) for k in [*keys, "n", "n_positive"]}
     return {
-        "reference": {k: reference_perf.get(k) for k in [*keys, "n", "positives"]},
+        "reference": reference,
         "current": current,
-        "change": {k: change(reference_perf.get(k), current.get(k)) for k in keys},
+        "change": {k: change(reference.get(k), current.get(k)) for k in keys},
         "threshold": float(threshold),
     }

@@ -20,7 +20,8 @@ def test_metrics_match_sklearn(seed: int) -> None:
     assert m["average_precision"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
     assert m["precision"] == pytest.approx(precision_score(y, s >= 0.5), abs=1e-12)
     assert m["recall"] == pytest.approx(recall_score(y, s >= 0.5), abs=1e-12)
-    assert m["n"] == n and m["positives"] == int(y.sum())
+    assert m["n"] == n and m["n_positive"] == int(y.sum())
+    assert m["positive_rate"] == pytest.approx(y.mean(), abs=1e-12)
 
 
 def test_hand_worked_small_case() -> None:
@@ -48,3 +49,19 @@ def test_performance_drift_changes() -> None:
     assert ch["absolute"] == pytest.approx(-0.05)
     assert ch["relative"] == pytest.approx(-0.05 / 0.8)
     assert out["change"]["recall"]["relative"] == 0.0
+    # Every metric the gates accept, and the base rate, under the keys the rest of driftline uses.
+    assert set(out["change"]) == {"average_precision", "roc_auc", "precision", "recall", "f1", "positive_rate",
+                                  "predicted_positive_rate"}  # fmt: skip
+    assert out["change"]["f1"]["reference"] is None and out["change"]["f1"]["current"] == 0.5
+    assert out["change"]["positive_rate"]["current"] == 0.5
+
+
+def test_weighted_metrics_estimate_the_population() -> None:
+    # Rows (y, s) with weights: the weighted metrics equal those of the rows repeated by weight.
+    y = np.array([1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.4, 0.3, 0.1])
+    w = np.array([1.0, 3.0, 2.0, 1.0, 4.0])
+    repeated = performance_metrics(np.repeat(y, w.astype(int)), np.repeat(s, w.astype(int)), 0.5)
+    weighted = performance_metrics(y, s, 0.5, sample_weight=w)
+    for k in ("average_precision", "roc_auc", "precision", "recall", "f1", "positive_rate"):
+        assert weighted[k] == pytest.approx(repeated[k], abs=1e-12), k

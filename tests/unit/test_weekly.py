@@ -7,13 +7,16 @@ import pandas as pd
 from driftline import weekly
 
 
-def test_retrain_cause_is_drift_for_inputs_and_performance_for_the_metric():
-    assert weekly._is_drift_reason("key feature 'x' at alert (PSI 0.400 > alert threshold 0.250)")
-    assert weekly._is_drift_reason("3 features at warn or above (retrain at ≥ 3): 'a' (0.1), 'b' (0.1), 'c' (0.1)")
-    assert weekly._is_drift_reason("model score 'score' at alert (PSI 0.300 > alert threshold 0.250)")
-    assert not weekly._is_drift_reason("model score 'score' at warn (PSI 0.120 ≥ warn threshold 0.100)")
-    assert not weekly._is_drift_reason("average_precision dropped 12.0% relative (0.4 → 0.35); retrain at ≥ 10%")
-    assert not weekly._is_drift_reason("feature 'tenure_days' at warn (PSI 0.146 ≥ warn threshold 0.100)")
+def test_retrain_cause_is_read_from_reason_codes_not_prose():
+    from driftline.drift.policy import Decision, Reason
+
+    def cause(*codes: str) -> str | None:
+        return Decision.of("retrain", [Reason(c, "retrain", "whatever the words say") for c in codes]).cause
+
+    assert cause("key_feature_alert") == cause("features_at_warn") == cause("score_alert") == "drift"
+    assert cause("metric_drop") == "performance"
+    assert cause("metric_drop", "score_alert") == "drift"  # inputs moved: attributed to drift
+    assert Decision.of("investigate", [Reason("score_warn", "investigate", "x")]).cause is None
 
 
 def _datasets(train_hash: str = "a", test_hash: str = "b") -> weekly.Datasets:
