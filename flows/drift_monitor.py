@@ -1,5 +1,6 @@
 """The daily drift monitor: measure the last window against the champion, report, and emit
-driftline.drift.alert / driftline.drift.warn (debounced) for the retrain-on-drift deployment."""
+driftline.drift.alert / driftline.drift.warn (the trigger policy's level; alerts debounced per
+episode) for the retrain-on-drift deployment, and driftline.skew.detected for serving skew."""
 
 from __future__ import annotations
 
@@ -22,4 +23,11 @@ def drift_monitor(as_of: datetime | None = None, days: int | None = None, config
     result = m.measure(ctx, champion, when, days)
     report = m.write_report(ctx, result)
     event = m.emit(ctx, result)
-    return {"level": result.level, "event": event, "report": report, **result.payload(ctx.settings.model_name)}
+    skew_event = m.emit_skew(ctx, result)
+    return {
+        "level": result.level,
+        "event": event,
+        "skew_event": skew_event,
+        "report": report,
+        **result.payload(ctx.settings.model_name),
+    }

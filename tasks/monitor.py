@@ -44,26 +44,42 @@ def write_report(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
     return path
 
 
+def _resource(ctx: RunContext, result: monitor.MonitorResult) -> dict[str, str]:
+    name = ctx.settings.model_name
+    return {
+        "prefect.resource.id": f"driftline.model.{name}",
+        "prefect.resource.name": name,
+        "driftline.champion_version": str(result.champion_version or ""),
+    }
+
+
 @task(name="emit-drift-event", cache_policy=NO_CACHE)
 def emit(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
-    """Emit driftline.drift.alert / .warn unless stable or debounced; returns the event name sent."""
+    """Emit driftline.drift.alert / .warn unless stable or within the episode's cool-down; returns the event sent."""
     logger = get_run_logger()
     state = monitor.load_alert_state(ctx.settings.home)
     if not monitor.should_emit(result, state, ctx.settings.drift.cooldown_hours):
         if result.level == "alert":
-            logger.info("alert suppressed: the same features alerted within %.0f h", ctx.settings.drift.cooldown_hours)
+            logger.info(
+                "alert suppressed: champion %s already alerted in this episode (cool-down %.0f h)",
+                result.champion_version,
+                ctx.settings.drift.cooldown_hours,
+            )
         return None
     name = ctx.settings.model_name
-    emit_event(
-        event=result.event,
-        resource={
-            "prefect.resource.id": f"driftline.model.{name}",
-            "prefect.resource.name": name,
-            "driftline.champion_version": str(result.champion_version or ""),
-        },
-        payload=result.payload(name),
-    )
+    emit_event(event=result.event, resource=_resource(ctx, result), payload=result.payload(name))
     if result.level == "alert":
         monitor.record_alert(ctx.settings.home, result)
     logger.info("emitted %s for %s", result.event, name)
     return result.event
+
+
+@task(name="emit-skew-event", cache_policy=NO_CACHE)
+def emit_skew(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
+    """Emit driftline.skew.detected when drift was explained by a serving vocabulary skew; returns the event sent."""
+    payload = result.skew_payload(ctx.settings.model_name)
+    if payload is None:
+        return None
+    emit_event(event=monitor.SKEW_EVENT, resource=_resource(ctx, result), payload=payload)
+    get_run_logger().info("emitted %s for %s: %s", monitor.SKEW_EVENT, ctx.settings.model_name, payload["features"])
+    return monitor.SKEW_EVENT
