@@ -1,7 +1,7 @@
 """The weekly flow over a window of ~1M logged rows, and Prefect's share of its time.
 
-Runs the same steps on identical, separate state as plain function calls (driftline.weekly, no
-Prefect, the backtest beside training as the flow does) and as the Prefect flow, alternating,
+Runs the same pipeline (driftline.pipeline.run_week) on identical, separate state with every
+step a plain call (no Prefect) and as the Prefect flow (every step a task run), alternating,
 ``--repeats`` times each. Heavy imports and Prefect's ephemeral server are warmed up first, so
 neither side pays one-time costs. Prints the medians and the overhead ratio.
 
@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,8 @@ def make_home(root: Path, name: str, template: Path) -> Path:
 
 
 def plain(config: Path, as_of: pd.Timestamp) -> dict:
-    """The flow's steps as plain calls, in the flow's order."""
-    from driftline import weekly
+    """The same pipeline as the flow (driftline.pipeline.run_week), every step a plain call."""
+    from driftline import pipeline
     from driftline.contract import load_contract
     from driftline.registry import ModelRegistry
     from driftline.settings import load_settings
@@ -49,33 +48,8 @@ def plain(config: Path, as_of: pd.Timestamp) -> dict:
     s = load_settings(config)
     s.ensure_home()
     c = load_contract(s.contract)
-    store = Store.from_settings(s, c).create()
-    reg = ModelRegistry.from_settings(s)
-    window = weekly.load_window(store, c, s, as_of)
-    champion = weekly.load_champion(reg, c)
-    rng = np.random.default_rng(weekly.sample_seed(s.training.seed, window.split))
-    data = weekly.build_datasets(window, c, s, rng, s.home / "test_sets", weekly.known_vocabulary(champion, c))
-    check = weekly.check_data(data, window.recent, c, champion)
-    assessment = weekly.assess_drift(window.recent, data, c, s, champion, "schedule", False)
-    # The flow submits the backtest to run beside training; do the same here.
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(weekly.run_backtest, window, c, s)
-        cand = weekly.train_candidate(data, c, s)
-        bt = future.result()
-    gates = weekly.judge_candidate(cand, assessment, data, c, s)
-    code = weekly.code_version()
-    from driftline.drift import render_html
-
-    reg_ = weekly.register_candidate(
-        reg, candidate=cand, datasets=data, window=window, contract=c, settings=s, assessment=assessment,
-        gates=gates, check=check, backtest=bt, champion=champion,
-        key=weekly.idempotency_key(window.split, data, code, c), code=code,
-        actor="bench", drift_html=render_html(assessment.report) if assessment.report is not None else None,
-    )  # fmt: skip
-    return weekly.run_summary(
-        model_name=s.model_name, window=window, datasets=data, check=check, assessment=assessment,
-        candidate=cand, gates=gates, registration=reg_, backtest=bt,
-    )  # fmt: skip
+    ctx = pipeline.Context(s, c, Store.from_settings(s, c).create(), ModelRegistry.from_settings(s), "bench")
+    return pipeline.run_week(ctx, as_of, "schedule", False).summary
 
 
 def main() -> None:

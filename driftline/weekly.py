@@ -100,23 +100,26 @@ class Window:
         }
 
 
-def load_window(store: Any, contract: Contract, settings: Settings, as_of: Any) -> Window:
-    """Read the predictions and outcomes one run needs, joining labels that have arrived."""
-    from driftline.labels import join_labels_with_stats
-    from driftline.splits import backtest_folds, temporal_split
+def load_window(store: Any, contract: Contract, settings: Settings, week: Any) -> Window:
+    """Read the predictions and outcomes one run needs, joining labels that have arrived.
 
+    ``week`` is the run's :class:`driftline.pipeline.Week` (an as-of time is normalised into one).
+    """
+    from driftline.labels import join_labels_with_stats
+
+    if not hasattr(week, "split"):
+        from driftline.pipeline import Week
+
+        week = Week.of(week, settings.windows)
     w = settings.windows
-    t = as_timestamp(as_of)
-    split = temporal_split(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.week_start)
-    folds = backtest_folds(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
+    t, split, folds = week.as_of, week.split, list(week.folds)
     earliest = min([split.train_start, *(f.train_start for f in folds)])
-    recent_start = t - pd.Timedelta(days=w.recent_days)
-    predictions = store.read_predictions(min(earliest, recent_start), t)
+    predictions = store.read_predictions(min(earliest, week.recent_start), t)
     outcomes = store.read_outcomes(earliest, t + pd.Timedelta(microseconds=1))
     labelled, stats = join_labels_with_stats(
         predictions[predictions[contract.timestamp] < split.test_end], outcomes, contract, t, w.label_delay_days
     )
-    recent = predictions[predictions[contract.timestamp] >= recent_start].reset_index(drop=True)
+    recent = predictions[predictions[contract.timestamp] >= week.recent_start].reset_index(drop=True)
     return Window(t, split, folds, labelled, recent, stats.to_dict())
 
 
@@ -714,6 +717,15 @@ def register_candidate(
 def _fmt(v: Any) -> str:
     f = _finite(v)
     return "" if f is None else f"{f:.6f}"
+
+
+def drift_html(assessment: DriftAssessment) -> str | None:
+    """The drift report of the run as HTML (stored with the version), when drift was measured."""
+    if assessment.report is None:
+        return None
+    from driftline.drift import render_html
+
+    return render_html(assessment.report)
 
 
 def known_vocabulary(champion: Champion | None, contract: Contract) -> dict[str, set[str]] | None:

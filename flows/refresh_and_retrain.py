@@ -1,5 +1,7 @@
 """The weekly job: refresh the test set, rebuild splits, validate, measure drift, retrain on a
-trigger, gate, and register in MLflow. Logic lives in driftline.weekly; this file only wires."""
+trigger, gate, and register in MLflow. The steps and their order live in driftline.pipeline (one
+copy of the wiring for the flow, the benchmark and the tests); this file wires settings, the
+model's concurrency slot and the run's final state."""
 
 from __future__ import annotations
 
@@ -45,43 +47,7 @@ def refresh_and_retrain(
     ctx = t.prepare(config, overrides, actor)
     # One run per model at a time: the weekly schedule and a drift retrain never overlap.
     with model_slot(ctx.settings.model_name):
-        window = t.load_window(ctx, when)
-        champion = t.load_champion(ctx)
-        datasets = t.build_datasets(ctx, window, champion)
-        check = t.check_data(ctx, datasets, window, champion)
-        if check.blocked:
-            summary = t.publish_summary(ctx, window=window, datasets=datasets, check=check)
-            return Failed(message="data check blocked the run: " + "; ".join(check.reasons), data=summary)
-
-        assessment = t.assess_drift(ctx, window, datasets, champion, trigger, force_retrain, alerted_features)
-        if assessment.action != "retrain":
-            summary = t.publish_summary(ctx, window=window, datasets=datasets, check=check, assessment=assessment)
-            return Completed(message=f"no retrain ({assessment.action})", data=summary)
-
-        backtest = t.backtest.submit(ctx, window)
-        candidate = t.train_candidate(ctx, datasets)
-        gates = t.judge(ctx, candidate, assessment, datasets)
-        registration = t.register(
-            ctx,
-            candidate=candidate,
-            datasets=datasets,
-            window=window,
-            assessment=assessment,
-            gates=gates,
-            check=check,
-            backtest=backtest.result(),
-            champion=champion,
-            key=t.idempotency_key(ctx, window, datasets),
-            code=t.code_version(),
-        )
-        return t.publish_summary(
-            ctx,
-            window=window,
-            datasets=datasets,
-            check=check,
-            assessment=assessment,
-            candidate=candidate,
-            gates=gates,
-            registration=registration,
-            backtest=backtest.result(),
-        )
+        outcome = t.run_week(ctx, when, trigger, force_retrain, alerted_features)
+    if outcome.status == "blocked":
+        return Failed(message=outcome.message, data=outcome.summary)
+    return Completed(message=outcome.message, data=outcome.summary)

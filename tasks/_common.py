@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Any
 
 from driftline.errors import DriftlineError, TransientError
+from driftline.pipeline import Context
 
 RETRIES = 2
 RETRY_DELAY_SECONDS = [2, 10]
@@ -32,15 +32,8 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@dataclass
-class RunContext:
-    """Settings, contract, store and registry of one flow run (built once, passed to tasks)."""
-
-    settings: Any
-    contract: Any
-    store: Any
-    registry: Any
-    actor: str
+RunContext = Context
+"""Settings, contract, store and registry of one flow run (driftline.pipeline.Context)."""
 
 
 def slot_name(model_name: str) -> str:

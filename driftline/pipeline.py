@@ -1,0 +1,164 @@
+"""The weekly job as one typed pipeline: an explicit list of steps, run in order by one runner.
+
+:func:`run_week` is the only copy of the wiring. The Prefect flow runs it with a caller that
+turns each step into a task run (retries, logging, artifacts: ``tasks/weekly.py``); the
+benchmark, replay and the tests run it with :func:`plain`. Each step is a function of
+:mod:`driftline.weekly` from typed inputs to a typed result.
+
+A run's time is normalised once, here, into a :class:`Week` (as-of, test window, backtest
+folds, recent window, all naive UTC) that the steps receive; no step converts times itself.
+
+Steps, in order (the names are the task names):
+
+========================  ==========================================================
+``load-window``           labelled rows of the split and folds, recent traffic
+``load-champion``         the serving model, verified, with its reference artifacts
+``refresh-test-set``      temporal split and the weighted production-mirror sample
+``validate-and-skew``     GX suites and training–serving skew; may stop the run
+``assess-drift``          drift, the champion on the test set, the trigger policy
+``backtest``              rolling-origin folds of the recipe (recorded, not a gate)
+``train-candidate``       fit, score the test set, fit the reference profile
+``gates``                 the paired comparison with the champion
+``register``              MLflow version, registration record, compare-and-set aliases
+========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftline import weekly
+
+STEPS = (
+    "load-window",
+    "load-champion",
+    "refresh-test-set",
+    "validate-and-skew",
+    "assess-drift",
+    "backtest",
+    "train-candidate",
+    "gates",
+    "register",
+)
+
+Caller = Callable[..., Any]
+"""``call(step_name, fn, *args, **kwargs) -> fn(*args, **kwargs)``, possibly as a Prefect task run."""
+
+
+def plain(step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a step as a plain call (the benchmark's and the tests' caller)."""
+    return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Week:
+    """The run's time, normalised once: every window a step needs, naive UTC."""
+
+    as_of: pd.Timestamp
+    split: Any  # driftline.splits.TemporalSplit
+    folds: tuple[Any, ...]
+    recent_start: pd.Timestamp
+
+    @classmethod
+    def of(cls, as_of: Any, windows: Any) -> Week:
+        from driftline.splits import backtest_folds, temporal_split
+
+        t = weekly.as_timestamp(as_of)
+        w = windows
+        split = temporal_split(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.week_start)
+        folds = backtest_folds(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
+        return cls(t, split, tuple(folds), t - pd.Timedelta(days=w.recent_days))
+
+
+@dataclass
+class Context:
+    """Settings, contract, store and registry of one run (built once, passed to every step)."""
+
+    settings: Any
+    contract: Any
+    store: Any
+    registry: Any
+    actor: str
+
+
+@dataclass
+class Outcome:
+    """How a run ended (``blocked`` / ``no_retrain`` / ``registered``) and what it saw and did."""
+
+    status: str
+    message: str
+    summary: dict[str, Any]
+    parts: dict[str, Any] = field(default_factory=dict)  # the typed step results, for callers and tests
+
+
+def run_week(
+    ctx: Context,
+    as_of: Any,
+    trigger: str = "schedule",
+    force_retrain: bool = False,
+    alerted_features: list[str] | None = None,
+    *,
+    call: Caller = plain,
+    test_set_dir: Any = None,
+) -> Outcome:
+    """Run one week's refresh-and-retrain through ``call``; the single copy of the wiring."""
+    s, c = ctx.settings, ctx.contract
+    week = Week.of(as_of, s.windows)
+    out_dir = test_set_dir if test_set_dir is not None else s.home / "test_sets"
+    parts: dict[str, Any] = {}
+
+    window = parts["window"] = call("load-window", weekly.load_window, ctx.store, c, s, week)
+    champion = call("load-champion", weekly.load_champion, ctx.registry, c)
+    datasets = parts["datasets"] = call(
+        "refresh-test-set",
+        weekly.build_datasets,
+        window,
+        c,
+        s,
+        np.random.default_rng(weekly.sample_seed(s.training.seed, week.split)),
+        out_dir,
+        weekly.known_vocabulary(champion, c),
+    )
+    check = parts["check"] = call("validate-and-skew", weekly.check_data, datasets, window.recent, c, champion)
+    if check.blocked:
+        summary = weekly.run_summary(model_name=s.model_name, **parts)
+        return Outcome("blocked", "data check blocked the run: " + "; ".join(check.reasons), summary, parts)
+
+    assessment = parts["assessment"] = call(
+        "assess-drift", weekly.assess_drift, window.recent, datasets, c, s, champion, trigger, force_retrain,
+        alerted_features,
+    )  # fmt: skip
+    if assessment.action != "retrain":
+        summary = weekly.run_summary(model_name=s.model_name, **parts)
+        return Outcome("no_retrain", f"no retrain ({assessment.action})", summary, parts)
+
+    backtest = parts["backtest"] = call("backtest", weekly.run_backtest, window, c, s)
+    candidate = parts["candidate"] = call("train-candidate", weekly.train_candidate, datasets, c, s)
+    gates = parts["gates"] = call("gates", weekly.judge_candidate, candidate, assessment, datasets, c, s)
+    code = weekly.code_version()
+    parts["registration"] = call(
+        "register",
+        weekly.register_candidate,
+        ctx.registry,
+        candidate=candidate,
+        datasets=datasets,
+        window=window,
+        contract=c,
+        settings=s,
+        assessment=assessment,
+        gates=gates,
+        check=check,
+        backtest=backtest,
+        champion=champion,
+        key=weekly.idempotency_key(week.split, datasets, code, c),
+        code=code,
+        actor=ctx.actor,
+        drift_html=weekly.drift_html(assessment),
+    )
+    summary = weekly.run_summary(model_name=s.model_name, **parts)
+    return Outcome("registered", summary["action"], summary, parts)
