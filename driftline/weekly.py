@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.contract import Contract
-from driftline.errors import DriftlineError, RefusedError
+from driftline.errors import DriftlineError, RefusedError, TransientError
 from driftline.settings import Settings
 
 TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")
@@ -231,7 +231,9 @@ def load_champion(registry: Any, contract: Contract) -> Champion | None:
     try:
         profile = Profile.load(registry.download_artifact(info.version, "reference_profile.json"))
         sample = pd.read_parquet(registry.download_artifact(info.version, "training_sample.parquet"))
-    except OSError as e:
+    except TransientError:
+        raise  # the tracking server is down: worth a retry, not a verdict on the champion
+    except (OSError, DriftlineError) as e:
         raise DriftlineError(
             f"champion version {info.version}: cannot read its reference artifacts ({e}); "
             "drift and skew cannot be measured, so the run stops"
