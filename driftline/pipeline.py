@@ -15,9 +15,11 @@ Steps, in order (the names are the task names):
 ``load-champion``         the serving model, verified, with its reference artifacts
 ``refresh-test-set``      temporal split and the weighted production-mirror sample
 ``validate-and-skew``     GX suites and training–serving skew; may stop the run
+``decision-history``      the earlier weeks' decisions (a persisting concern escalates)
 ``assess-drift``          drift, the champion on the test set, the trigger policy
-``backtest``              rolling-origin folds of the recipe (recorded, not a gate)
-``train-candidate``       fit, score the test set, fit the reference profile
+``record-decision``       this week's decision, for the weeks after
+``backtest``              rolling-origin folds for each candidate training window; the best wins
+``train-candidate``       fit on the chosen window, score the test set, fit the reference profile
 ``gates``                 the paired comparison with the champion
 ``register``              MLflow version, registration record, compare-and-set aliases
 ========================  ==========================================================
@@ -39,7 +41,9 @@ STEPS = (
     "load-champion",
     "refresh-test-set",
     "validate-and-skew",
+    "decision-history",
     "assess-drift",
+    "record-decision",
     "backtest",
     "train-candidate",
     "gates",
@@ -70,8 +74,10 @@ class Week:
 
         t = weekly.as_timestamp(as_of)
         w = windows
+        longest = max(w.train_week_options)
         split = temporal_split(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.week_start)
-        folds = backtest_folds(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
+        # Folds reach back far enough for the longest candidate window; each candidate trims them.
+        folds = backtest_folds(t, longest, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
         return cls(t, split, tuple(folds), t - pd.Timedelta(days=w.recent_days))
 
 
@@ -129,16 +135,18 @@ def run_week(
         summary = weekly.run_summary(model_name=s.model_name, **parts)
         return Outcome("blocked", "data check blocked the run: " + "; ".join(check.reasons), summary, parts)
 
+    prior = call("decision-history", weekly.prior_decisions, ctx.registry, s.model_name, week)
     assessment = parts["assessment"] = call(
         "assess-drift", weekly.assess_drift, window.recent, datasets, c, s, champion, trigger, force_retrain,
-        alerted_features,
+        alerted_features, prior,
     )  # fmt: skip
+    call("record-decision", weekly.record_decision, ctx.registry, s.model_name, week, champion, assessment)
     if assessment.action != "retrain":
         summary = weekly.run_summary(model_name=s.model_name, **parts)
         return Outcome("no_retrain", f"no retrain ({assessment.action})", summary, parts)
 
     backtest = parts["backtest"] = call("backtest", weekly.run_backtest, window, c, s)
-    candidate = parts["candidate"] = call("train-candidate", weekly.train_candidate, datasets, c, s)
+    candidate = parts["candidate"] = call("train-candidate", weekly.train_candidate, datasets, c, s, window, backtest)
     gates = parts["gates"] = call("gates", weekly.judge_candidate, candidate, assessment, datasets, c, s)
     code = weekly.code_version()
     parts["registration"] = call(

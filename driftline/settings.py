@@ -43,6 +43,21 @@ class Windows(_Section):
         default=7, ge=1, description="Recent production window the weekly run checks for drift and skew."
     )
     week_start: Literal["monday", "sunday"] = "monday"
+    candidate_train_weeks: list[int] = Field(
+        default_factory=lambda: [24],
+        description="Other training windows (weeks) compared with train_weeks on the backtest folds; the best trains.",
+    )
+
+    @model_validator(mode="after")
+    def _candidates(self) -> Windows:
+        if any(w < 1 for w in self.candidate_train_weeks):
+            raise ValueError(f"candidate_train_weeks must be whole weeks >= 1, got {self.candidate_train_weeks}")
+        return self
+
+    @property
+    def train_week_options(self) -> list[int]:
+        """train_weeks first, then the other candidates, each once."""
+        return list(dict.fromkeys([self.train_weeks, *self.candidate_train_weeks]))
 
 
 class DriftSettings(_Section):
@@ -66,6 +81,11 @@ class DriftSettings(_Section):
         gt=0.5,
         lt=1,
         description="A metric drop counts when its one-sided upper bound at this confidence is below the reference.",
+    )
+    investigate_escalate_weeks: int = Field(
+        default=4,
+        ge=0,
+        description="Weeks in a row of 'investigate' for one champion after which the policy retrains (0: never).",
     )
     reference_min_rows: int = Field(
         default=1000, ge=1, description="Rows a version's drift reference needs; the test week is topped up to it."

@@ -26,7 +26,8 @@ import hashlib
 import json
 import math
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -364,8 +365,15 @@ def assess_drift(
     trigger: str = "schedule",
     force_retrain: bool = False,
     alerted_features: list[str] | None = None,
+    prior: Sequence[Any] = (),
 ) -> DriftAssessment:
-    """Decide ``none | investigate | retrain`` and, for a retrain, which trigger caused it."""
+    """Decide ``none | investigate | retrain`` and, for a retrain, which trigger caused it.
+
+    ``prior`` are the earlier weeks' decisions, newest first (:meth:`DecisionLog.before`): when
+    this week says *investigate* for the champion that already had ``investigate_escalate_weeks
+    - 1`` such weeks in a row, the concern has persisted and the policy retrains — once per
+    episode, since that retrain week breaks the run.
+    """
     from driftline.drift import compare, decide, performance_drift
     from driftline.drift.policy import Decision, Reason, metric_decision
     from driftline.labels import binary_target
@@ -399,6 +407,9 @@ def assess_drift(
         )
     codes = list(decision.codes)
     action, cause = decision.action, decision.cause
+    action, cause, codes = escalate(
+        action, cause, codes, prior, champion.version, settings.drift.investigate_escalate_weeks
+    )
     if trigger == "drift":
         # The drift monitor's policy already decided; this run retrains on its alert and says so.
         alerted = f" (alerted features: {', '.join(alerted_features)})" if alerted_features else ""
@@ -412,6 +423,53 @@ def assess_drift(
         action, cause = "retrain", "schedule"
     return DriftAssessment(
         action, cause, [r.text for r in codes], report, champion_metrics, perf, scores, [r.to_dict() for r in codes]
+    )
+
+
+def escalate(
+    action: str, cause: str | None, codes: list[Any], prior: Sequence[Any], champion_version: str, need: int
+) -> tuple[str, str | None, list[Any]]:
+    """'investigate' that persisted ``need`` weeks for one champion becomes a retrain (once per episode)."""
+    from driftline.drift.policy import Reason
+
+    streak = _investigate_streak(prior, champion_version)
+    if action != "investigate" or not need or streak + 1 < need:
+        return action, cause, codes
+    moved = any(r.code.startswith(("feature_", "score_")) for r in codes)
+    text = f"'investigate' for {streak + 1} weeks in a row with champion {champion_version} (retrain at {need})"
+    first = Reason("investigate_persisted", "retrain", text, None, float(streak + 1), float(need))
+    return "retrain", "drift" if moved else "performance", [first, *codes]
+
+
+def _investigate_streak(prior: Sequence[Any], champion_version: str) -> int:
+    """Weeks in a row, just before this one, that said 'investigate' for this champion."""
+    n = 0
+    for d in prior:
+        if d.champion_version != champion_version or d.action != "investigate":
+            break
+        n += 1
+    return n
+
+
+def prior_decisions(registry: Any, model_name: str, week: Any) -> list[Any]:
+    """The earlier weeks' decisions of this model, newest first (the trigger policy's memory)."""
+    from driftline.registry.history import DecisionLog
+
+    return DecisionLog(registry.store).before(model_name, week.split.test_start.isoformat())
+
+
+def record_decision(
+    registry: Any, model_name: str, week: Any, champion: Champion | None, assessment: DriftAssessment
+) -> None:
+    """Keep this week's decision (a rerun of the week replaces it)."""
+    from driftline.registry.history import DecisionLog
+
+    DecisionLog(registry.store).record(
+        model_name,
+        week.split.test_start.isoformat(),
+        champion.version if champion else None,
+        assessment.action,
+        [str(c.get("code")) for c in assessment.codes],
     )
 
 
@@ -476,9 +534,16 @@ class Candidate:
     metrics: dict[str, Any]
     profile: Any  # driftline.drift.Profile
     test_scores: np.ndarray
+    training_window: dict[str, Any] = field(default_factory=dict)  # the window chosen by the backtest
 
 
-def train_candidate(datasets: Datasets, contract: Contract, settings: Settings) -> Candidate:
+def train_candidate(
+    datasets: Datasets,
+    contract: Contract,
+    settings: Settings,
+    window: Window | None = None,
+    backtest: dict[str, Any] | None = None,
+) -> Candidate:
     """Fit on the training window, score the refreshed test set, fit the reference profile.
 
     The reference profile (what drift is later measured against) is fitted on the test window —
@@ -486,24 +551,28 @@ def train_candidate(datasets: Datasets, contract: Contract, settings: Settings) 
     reference is out of sample and the inputs' reference is the newest world the model knows.
     When that week holds fewer than ``drift.reference_min_rows`` rows, the most recent training
     weeks are added (their scores are in sample; the profile records how many rows it has).
+    The training window is the backtest's ``chosen_train_weeks`` (see :func:`run_backtest`).
     """
     from driftline.drift import fit_profile
     from driftline.labels import binary_target
     from driftline.training import score, train
 
-    if len(datasets.train) < settings.training.min_train_rows:
+    weeks = (backtest or {}).get("chosen_train_weeks")
+    frame = training_frame(datasets, window, contract, weeks)
+    if len(frame) < settings.training.min_train_rows:
         raise DriftlineError(
-            f"only {len(datasets.train)} labelled training rows (need ≥ {settings.training.min_train_rows}); "
+            f"only {len(frame)} labelled training rows (need ≥ {settings.training.min_train_rows}); "
             "ingest more weeks of traffic and outcomes"
         )
-    model = train(datasets.train, contract, settings.training)
+    model = train(frame, contract, settings.training)
     y = binary_target(datasets.test[contract.target.name], contract)
     scores = score(model.pipeline, datasets.test, contract)
     metrics = evaluate(y, scores, datasets.weights(), datasets.tail(), settings.training.threshold)
     reference = reference_rows(datasets, contract, settings.drift.reference_min_rows)
     reference[SCORE] = score(model.pipeline, reference, contract)
     profile = fit_profile(reference, contract, settings.drift, score_column=SCORE)
-    return Candidate(model, metrics, profile, scores)
+    chosen = {"train_weeks": weeks or settings.windows.train_weeks, "rows": len(frame)}
+    return Candidate(model, metrics, profile, scores, chosen)
 
 
 def reference_rows(datasets: Datasets, contract: Contract, min_rows: int) -> pd.DataFrame:
@@ -516,12 +585,45 @@ def reference_rows(datasets: Datasets, contract: Contract, min_rows: int) -> pd.
 
 
 def run_backtest(window: Window, contract: Contract, settings: Settings) -> dict[str, Any] | None:
-    """Rolling-origin backtest of the same recipe over the last k folds (mean and spread)."""
+    """Rolling-origin backtest of each candidate training window over the same recent folds.
+
+    Every option of ``windows.train_week_options`` (``train_weeks`` first) is trained and scored
+    on the last ``backtest_folds`` folds — the same test weeks for all, so the comparison is on
+    recent data; the option with the best mean primary metric is ``chosen`` (``train_weeks`` on
+    a tie or when no option can be evaluated). The configured window's summary stays at the top
+    level (``mean``, ``std``, ``folds``); ``windows`` holds every option's.
+    """
     from driftline.metrics import backtest
 
     if not window.folds:
         return None
-    return backtest(window.labelled, contract, window.folds, settings.training, settings.gates.primary_metric)
+    w = settings.windows
+    results: dict[int, dict[str, Any]] = {}
+    for weeks in w.train_week_options:
+        folds = [replace(f, train_start=f.test_start - pd.Timedelta(weeks=weeks)) for f in window.folds]
+        results[weeks] = backtest(window.labelled, contract, folds, settings.training, settings.gates.primary_metric)
+    chosen = w.train_weeks
+    best = _finite(results[chosen].get("mean"))
+    for weeks, r in results.items():
+        mean = _finite(r.get("mean"))
+        if mean is not None and (best is None or mean > best):
+            chosen, best = weeks, mean
+    out = dict(results[w.train_weeks])
+    out["windows"] = {
+        str(weeks): {k: r.get(k) for k in ("mean", "std", "n_folds_used")} for weeks, r in results.items()
+    }
+    out["chosen_train_weeks"] = chosen
+    return out
+
+
+def training_frame(datasets: Datasets, window: Window | None, contract: Contract, weeks: int | None) -> pd.DataFrame:
+    """The training rows for ``weeks`` whole weeks before the test window (the split's own by default)."""
+    from driftline.splits import apply_split
+
+    if window is None or weeks is None or weeks == (window.split.test_start - window.split.train_start).days // 7:
+        return datasets.train
+    split = replace(window.split, train_start=window.split.test_start - pd.Timedelta(weeks=weeks))
+    return apply_split(window.labelled, split, contract)[0]
 
 
 def judge_candidate(
@@ -628,6 +730,10 @@ def register_candidate(
         "validation_status": "passed" if not check.blocked else "failed",
         "decision": assessment.action,
         "decision_reasons": " | ".join(assessment.reasons)[:4000],
+        "training_window": json.dumps(
+            {"chosen_weeks": (backtest or {}).get("chosen_train_weeks"), "backtest": (backtest or {}).get("windows")},
+            default=str,
+        )[:4000],
         "decision_codes": ",".join(dict.fromkeys(str(c.get("code")) for c in assessment.codes))[:500],
         "drift_summary": json.dumps(assessment.summary()["flagged"])[:4000],
         **gates.to_tags(),
@@ -656,9 +762,10 @@ def register_candidate(
     params = {
         **candidate.model.params,
         "train_weeks": settings.windows.train_weeks,
+        "train_weeks_chosen": candidate.training_window.get("train_weeks", settings.windows.train_weeks),
         "test_weeks": settings.windows.test_weeks,
         "label_delay_days": settings.windows.label_delay_days,
-        "n_train": len(datasets.train),
+        "n_train": candidate.training_window.get("rows", len(datasets.train)),
         "n_test": len(datasets.test),
         "threshold": settings.training.threshold,
     }
@@ -797,8 +904,11 @@ def run_summary(
         out["champion_metrics"] = assessment.champion_metrics
     if candidate is not None:
         out["candidate_metrics"] = candidate.metrics
+        out["training_window"] = candidate.training_window
     if backtest is not None:
-        out["backtest"] = {k: backtest.get(k) for k in ("metric", "mean", "std", "n_folds_used")}
+        out["backtest"] = {
+            k: backtest.get(k) for k in ("metric", "mean", "std", "n_folds_used", "windows", "chosen_train_weeks")
+        }
     if gates is not None:
         out["gates"] = gates.to_dict()
     if registration is not None:

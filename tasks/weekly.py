@@ -20,7 +20,7 @@ from driftline import pipeline, weekly
 from tasks._common import RETRIES, RETRY_DELAY_SECONDS, transient
 
 IO = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAY_SECONDS, "retry_condition_fn": transient}
-RETRIED_STEPS = frozenset({"load-window", "load-champion", "register"})
+RETRIED_STEPS = frozenset({"load-window", "load-champion", "decision-history", "record-decision", "register"})
 """Steps that touch the store or the registry: retried on TransientError (the registration is idempotent)."""
 
 

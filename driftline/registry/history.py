@@ -282,7 +282,17 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("registered_us", sa.BigInteger, nullable=False),
         sa.UniqueConstraint("model_name", "version", name="uq_model_registrations_version"),
     )
-    return {"history": history, "registrations": registrations}
+    decisions = sa.Table(
+        "weekly_decisions",
+        md,
+        sa.Column("model_name", sa.String(255), primary_key=True),
+        sa.Column("week", sa.String(32), primary_key=True),  # the test window's start, ISO
+        sa.Column("champion_version", sa.String(32)),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("codes", sa.Text, nullable=False),
+        sa.Column("recorded_us", sa.BigInteger, nullable=False),
+    )
+    return {"history": history, "registrations": registrations, "decisions": decisions}
 
 
 class RegistryStore:
@@ -604,6 +614,51 @@ class RegistryStore:
             values["registered_us"] = _now_us()
         with self._begin() as conn:
             conn.execute(r.update().where(r.c.model_name == model, r.c.idempotency_key == key).values(**values))
+
+
+@dataclass(frozen=True)
+class WeeklyDecision:
+    """What the trigger policy decided for one week (test window) of one model."""
+
+    week: str
+    champion_version: str | None
+    action: str
+    codes: tuple[str, ...]
+
+
+def _decision(row: Any) -> WeeklyDecision:
+    return WeeklyDecision(row.week, row.champion_version, row.action, tuple(json.loads(row.codes or "[]")))
+
+
+class DecisionLog:
+    """The weekly decisions, so a concern that persists can escalate (``weekly_decisions`` table)."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+
+    def record(self, model: str, week: str, champion_version: str | None, action: str, codes: Sequence[str]) -> None:
+        """Keep the week's decision; a rerun of the same week replaces it (the runs agree by construction)."""
+        d = self.store.t["decisions"]
+        row = {
+            "model_name": model,
+            "week": week,
+            "champion_version": champion_version,
+            "action": action,
+            "codes": json.dumps(list(codes)),
+            "recorded_us": _now_us(),
+        }
+        with self.store._begin() as conn:
+            conn.execute(d.delete().where(d.c.model_name == model, d.c.week == week))
+            conn.execute(d.insert().values(**row))
+
+    def before(self, model: str, week: str, limit: int = 52) -> list[WeeklyDecision]:
+        """Decisions of the weeks before ``week``, newest first."""
+        if self.store.absent():
+            return []
+        d = self.store.t["decisions"]
+        q = sa.select(d).where(d.c.model_name == model, d.c.week < week).order_by(d.c.week.desc()).limit(limit)
+        with self.store._begin() as conn:
+            return [_decision(r) for r in conn.execute(q)]
 
 
 def wait(deadline: float, what: str) -> None:

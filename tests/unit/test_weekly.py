@@ -72,3 +72,37 @@ def test_cli_accepts_exactly_the_triggers_the_flow_records():
     from driftline.cli.run import TRIGGERS
 
     assert TRIGGERS == weekly.TRIGGERS
+
+
+def test_investigate_escalates_once_per_episode_after_n_weeks(tmp_path):
+    from driftline.drift.policy import Reason
+    from driftline.registry.history import DecisionLog, RegistryStore
+
+    log = DecisionLog(RegistryStore(f"sqlite:///{tmp_path / 'store.db'}"))
+    warn = [Reason("feature_warn", "investigate", "feature 'x' at warn", "x", 0.12, 0.1)]
+
+    def week_of(i: int) -> str:
+        return (pd.Timestamp("2026-01-05") + pd.Timedelta(weeks=i)).isoformat()
+
+    actions = []
+    for i in range(9):
+        prior = log.before("m", week_of(i))
+        action, cause, codes = weekly.escalate("investigate", None, list(warn), prior, "3", 4)
+        log.record("m", week_of(i), "3", action, [c.code for c in codes])
+        actions.append((action, cause))
+    # Weeks 0-2 investigate; week 3 is the 4th in a row -> retrain (drift: a feature moved); the
+    # streak restarts after it, so week 7 escalates again, not every week.
+    assert [a for a, _ in actions] == ["investigate"] * 3 + ["retrain"] + ["investigate"] * 3 + [
+        "retrain",
+        "investigate",
+    ]
+    assert actions[3][1] == "drift"
+    # A new champion starts a new episode; a rerun of a week replaces that week's record.
+    assert weekly.escalate("investigate", None, list(warn), log.before("m", week_of(9)), "4", 4)[0] == "investigate"
+    log.record("m", week_of(8), "3", "none", ["stable"])
+    assert [d.action for d in log.before("m", week_of(9), limit=2)] == ["none", "retrain"]
+    # Disabled with 0; a metric-only concern escalates as performance.
+    assert weekly.escalate("investigate", None, list(warn), log.before("m", week_of(9)), "3", 0)[0] == "investigate"
+    metric = [Reason("metric_drop", "investigate", "ap dropped", "average_precision", 0.05, 0.03)]
+    prior = [type("D", (), {"champion_version": "3", "action": "investigate"})()] * 3
+    assert weekly.escalate("investigate", None, metric, prior, "3", 4)[:2] == ("retrain", "performance")
