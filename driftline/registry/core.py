@@ -759,7 +759,6 @@ class ModelRegistry:
     ) -> tuple[str, str]:
         import mlflow.data
         import mlflow.sklearn
-        from mlflow.models import infer_signature
 
         experiment_id = self._experiment_id()
         serialization, trusted = _serialization(pipeline)
@@ -767,7 +766,7 @@ class ModelRegistry:
         with self._mlflow_backend.translate(), warnings.catch_warnings():
             # MLflow warns that integer columns cannot hold missing values; the contract decides that.
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-            signature = infer_signature(input_example, pipeline.predict(input_example))
+            signature = _signature(input_example, pipeline)
             with mlflow.start_run(
                 experiment_id=experiment_id,
                 run_name=run_name,
@@ -793,6 +792,7 @@ class ModelRegistry:
                     input_example=input_example,
                     pip_requirements=requirements,
                     serialization_format=serialization,
+                    pyfunc_predict_fn="predict_proba" if hasattr(pipeline, "predict_proba") else "predict",
                     skops_trusted_types=trusted,
                 )
                 self._checkpoint("model_logged")
@@ -1084,6 +1084,32 @@ class ModelRegistry:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _signature(example: pd.DataFrame, pipeline: Any) -> Any:
+    """The model's signature: numeric inputs accept ints and floats alike, the output is scores.
+
+    MLflow's inferred schema pins a numeric column to the example's dtype and then refuses
+    traffic of the other (int64 is not "safely" convertible to float64), so numeric columns are
+    declared as any type — the pipeline's own preprocessing reads them; text and boolean columns
+    keep their types. The pyfunc output is ``predict_proba`` (the scores monitoring needs), not labels.
+    """
+    import pandas as pd
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    numeric = [
+        c
+        for c in example.columns
+        if pd.api.types.is_numeric_dtype(example[c]) and not pd.api.types.is_bool_dtype(example[c])
+    ]
+    output = pipeline.predict_proba(example) if hasattr(pipeline, "predict_proba") else pipeline.predict(example)
+    inferred = infer_signature(example, output)
+    cols = [
+        ColSpec(AnyType(), spec.name, required=spec.required) if spec.name in numeric else spec
+        for spec in inferred.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(cols), outputs=inferred.outputs)
+
+
 def _now() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -193,6 +193,12 @@ def test_register_logs_everything_and_rerun_with_same_key_returns_the_same_versi
     assert f"scikit-learn=={sklearn.__version__}" in requirements
     assert f"pandas=={pd.__version__}" in requirements
 
+    # MLflow's own pyfunc serves scores (predict_proba), and takes ints and floats alike.
+    pyfunc = mlflow.pyfunc.load_model("models:/churn/1")
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(x)), model.predict_proba(x))
+    as_ints = x.round().astype("int64")
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(as_ints)), model.predict_proba(as_ints))
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     loaded = reg.load(version="1")
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
