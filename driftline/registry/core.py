@@ -1002,38 +1002,20 @@ class ModelRegistry:
                     code="moved",
                 )
             to_version = target(current, lambda: self.store.moves(self.model_name, alias))
+            base = AliasMove(0, _now(), actor, alias, current, to_version, reason, kind=kind, prev_seq=prev)
             if current == to_version:
-                return AliasMove(
-                    seq=0,
-                    when=_now(),
-                    actor=actor,
-                    alias=alias,
-                    from_version=current,
-                    to_version=to_version,
-                    reason=reason,
-                    kind=kind,
-                    changed=False,
-                    note=f"{alias} already at {to_version}",
-                )
+                return replace(base, changed=False, note=f"{alias} already at {to_version}")
             refusals = promotion_refusals(self._info(self._version_data(to_version), with_metrics=False))
             if refusals and not force:
                 raise RefusedError(
                     f"version {to_version} may not become {alias}: {'; '.join(refusals)}; nothing changed",
                     code="not_promotable",
                 )
-            intent = AliasMove(
-                seq=0,
-                when=_now(),
-                actor=actor,
-                alias=alias,
-                from_version=current,
-                to_version=to_version,
-                reason=reason,
-                kind=kind,
+            intent = replace(
+                base,
                 state="intent",
                 forced=bool(refusals),
                 note=f"forced past: {'; '.join(refusals)}" if refusals else "",
-                prev_seq=prev,
                 holder=me,
             )
             try:
