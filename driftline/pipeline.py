@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from driftline import weekly
 
@@ -59,26 +58,8 @@ def plain(step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
-@dataclass(frozen=True)
-class Week:
-    """The run's time, normalised once: every window a step needs, naive UTC."""
-
-    as_of: pd.Timestamp
-    split: Any  # driftline.splits.TemporalSplit
-    folds: tuple[Any, ...]
-    recent_start: pd.Timestamp
-
-    @classmethod
-    def of(cls, as_of: Any, windows: Any) -> Week:
-        from driftline.splits import backtest_folds, temporal_split
-
-        t = weekly.as_timestamp(as_of)
-        w = windows
-        longest = max(w.train_week_options)
-        split = temporal_split(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.week_start)
-        # Folds reach back far enough for the longest candidate window; each candidate trims them.
-        folds = backtest_folds(t, longest, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
-        return cls(t, split, tuple(folds), t - pd.Timedelta(days=w.recent_days))
+Week = weekly.Week
+"""The run's time, normalised once (defined with the steps that receive it)."""
 
 
 @dataclass

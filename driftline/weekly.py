@@ -79,6 +79,29 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+# -- 0. the run's time ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Week:
+    """The run's time, normalised once: every window a step needs, naive UTC."""
+
+    as_of: pd.Timestamp
+    split: Any  # driftline.splits.TemporalSplit
+    folds: tuple[Any, ...]
+    recent_start: pd.Timestamp
+
+    @classmethod
+    def of(cls, as_of: Any, windows: Any) -> Week:
+        from driftline.splits import backtest_folds, temporal_split
+
+        t = as_timestamp(as_of)
+        w = windows
+        longest = max(w.train_week_options)
+        split = temporal_split(t, w.train_weeks, w.test_weeks, w.label_delay_days, w.week_start)
+        # Folds reach back far enough for the longest candidate window; each candidate trims them.
+        folds = backtest_folds(t, longest, w.test_weeks, w.label_delay_days, w.backtest_folds, w.week_start)
+        return cls(t, split, tuple(folds), t - pd.Timedelta(days=w.recent_days))
+
+
 # -- 1. load --------------------------------------------------------------------------------
 @dataclass
 class Window:
@@ -104,13 +127,11 @@ class Window:
 def load_window(store: Any, contract: Contract, settings: Settings, week: Any) -> Window:
     """Read the predictions and outcomes one run needs, joining labels that have arrived.
 
-    ``week`` is the run's :class:`driftline.pipeline.Week` (an as-of time is normalised into one).
+    ``week`` is the run's :class:`Week` (an as-of time is normalised into one).
     """
     from driftline.labels import join_labels_with_stats
 
-    if not hasattr(week, "split"):
-        from driftline.pipeline import Week
-
+    if not isinstance(week, Week):
         week = Week.of(week, settings.windows)
     w = settings.windows
     t, split, folds = week.as_of, week.split, list(week.folds)
