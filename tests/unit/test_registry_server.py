@@ -168,3 +168,57 @@ def test_unknown_model_on_the_server(server, store_url):
         reg.rollback(previous=True, reason="x", actor="a")
     with pytest.raises(DriftlineError, match="no registered model 'no-such-model'"):
         reg.get("1")
+
+
+def _server_racer(uri: str, store_url: str, actor: str, seed: int, barrier, out) -> None:
+    import random
+
+    reg = ModelRegistry(uri, MODEL, store_url=store_url)
+    rng = random.Random(seed)
+    reg.alias_version("champion")  # connect before the start line
+    barrier.wait(120)
+    results = []
+    for i in range(25):
+        op = rng.choice(("promote", "promote", "previous"))
+        try:
+            if op == "promote":
+                m = reg.promote(rng.choice(("1", "3")), reason=f"{actor} #{i}", actor=actor)
+            else:
+                m = reg.rollback(previous=True, reason=f"{actor} #{i}", actor=actor)
+            results.append(("ok", m.seq, m.changed))
+        except DriftlineError as e:
+            results.append(("error", str(e), False))
+    out.put((actor, results))
+
+
+def test_four_processes_racing_through_the_server_under_two_spellings_keep_one_chain(served, server, store_url):
+    import multiprocessing as mp
+    from collections import Counter
+    from itertools import pairwise
+
+    served.alias_version("champion")
+    spellings = [server, server, server.replace("127.0.0.1", "localhost"), server.replace("127.0.0.1", "localhost")]
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(len(spellings)), ctx.Queue()
+    procs = [
+        ctx.Process(target=_server_racer, args=(uri, store_url, f"racer-{i}", i, barrier, out))
+        for i, uri in enumerate(spellings)
+    ]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=300) for _ in procs)
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    errors = [r[1] for rs in results.values() for r in rs if r[0] == "error"]
+    assert all("bottom of the lineage" in e for e in errors), errors[:3]  # never 'busy', never a broken chain
+    moves = served.history("champion")
+    seqs = [m.seq for m in moves]
+    assert len(seqs) == len(set(seqs)) and [m.prev_seq for m in moves[1:]] == seqs[:-1]
+    done = [m for m in moves if m.state == "done"]
+    assert {m.state for m in moves} == {"done"}
+    assert all(a.to_version == b.from_version for a, b in pairwise(done))
+    assert served.alias_version("champion") == done[-1].to_version
+    reported = Counter(r[1] for rs in results.values() for r in rs if r[0] == "ok" and r[2])
+    assert set(reported) == {m.seq for m in done if m.actor.startswith("racer-")}
+    assert all(n == 1 for n in reported.values()) and len(reported) >= 10
