@@ -1,0 +1,324 @@
+"""The gateway's FastAPI app: ``/predict`` with the champion, health, readiness, metrics, admin.
+
+``create_app`` builds it; nothing is contacted until the app starts. On start (FastAPI
+lifespan) the store's tables are created, the log writer and the champion watcher are started
+and the champion is loaded; on shutdown the watcher stops and the writer drains every row it
+accepted. Scores are :func:`driftline.training.score` on the rows the door admitted, so they
+equal offline scoring of the same rows. The label is ``score >= settings.training.threshold``:
+1/0, or true/false when the contract's positive label is a boolean.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request,
+# Response) as objects, and they are imported inside create_app.
+import hmac
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+
+from driftline.contract import Contract
+from driftline.serve.door import MAX_BODY_BYTES, MAX_RECORDS, DoorError, Problem, admit
+from driftline.serve.metrics import ServeMetrics
+from driftline.serve.watcher import Served, Watcher
+from driftline.serve.writer import DEFAULT_BATCH_ROWS, DEFAULT_CAPACITY, DEFAULT_FLUSH_SECONDS, LogWriter
+
+log = logging.getLogger("driftline.serve")
+
+VARIANT = "champion"
+ADMIN_TOKEN_ENV = "DRIFTLINE_ADMIN_TOKEN"
+_FROM_ENV: Any = object()
+
+
+def _driftline_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("driftline")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def label_values(contract: Contract) -> tuple[Any, Any]:
+    """The (positive, negative) label a prediction shows: True/False for a boolean target, else 1/0."""
+    return (True, False) if isinstance(contract.target.positive, bool) else (1, 0)
+
+
+class Gateway:
+    """Everything one app serves with: contract, threshold, watcher, writer, metrics."""
+
+    def __init__(
+        self,
+        settings: Any,
+        contract: Contract,
+        *,
+        poll_seconds: float,
+        admin_token: str | None,
+        queue_capacity: int,
+        batch_rows: int,
+        flush_seconds: float,
+        max_body_bytes: int,
+        max_records: int,
+    ) -> None:
+        self.settings = settings
+        self.contract = contract
+        self.threshold = float(settings.training.threshold)
+        self.poll_seconds = poll_seconds
+        self.admin_token = admin_token or None
+        self.max_body_bytes = max_body_bytes
+        self.max_records = max_records
+        self.labels = label_values(contract)
+        self.queue_capacity = queue_capacity
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        self.writer: LogWriter | None = None
+        self.watcher: Watcher | None = None
+        self.metrics = ServeMetrics(lambda: 0 if self.writer is None else self.writer.depth)
+        self.model_name = settings.model_name
+        self._store: Any = None
+
+    # -- life cycle ----------------------------------------------------------------------
+    def open(self) -> None:
+        """Create the store's tables, start the writer, load the champion, start the watcher."""
+        from driftline.registry import ModelRegistry
+        from driftline.store import Store
+
+        self._store = Store.from_settings(self.settings, self.contract).create()
+        self.writer = LogWriter(
+            self._store.append_predictions,
+            capacity=self.queue_capacity,
+            batch_rows=self.batch_rows,
+            flush_seconds=self.flush_seconds,
+            on_written=lambda n: self.metrics.written.inc(n),
+            on_dropped=lambda n: self.metrics.dropped.inc(n),
+        ).start()
+        registry = ModelRegistry.from_settings(self.settings)
+        self.watcher = Watcher(
+            registry,
+            poll_seconds=self.poll_seconds,
+            on_swap=lambda s: self.metrics.serving(s.model, s.version),
+            on_failure=lambda _m: self.metrics.reload_failures.inc(),
+        )
+        result = self.watcher.check()
+        if self.watcher.current is None and result.error is None:
+            log.warning("no %s for model %s yet; /readyz answers 503 until one is set", VARIANT, self.model_name)
+        self.watcher.start()
+
+    def close(self) -> None:
+        """Stop following the alias; drain the log writer."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.writer is not None:
+            left = self.writer.stop()
+            log.warning("log writer drained: %d rows written, %d not", self.writer.written, left)
+        if self._store is not None:
+            self._store.dispose()
+
+    @property
+    def served(self) -> Served | None:
+        return None if self.watcher is None else self.watcher.current
+
+    # -- scoring -------------------------------------------------------------------------
+    def predict(self, body: bytes, started: float) -> tuple[int, Any, dict[str, str]]:
+        """Admit, score and log one request: (status, JSON payload, extra headers)."""
+        from driftline.training import score
+
+        try:
+            admitted = admit(body, self.contract, max_bytes=self.max_body_bytes, max_records=self.max_records)
+        except DoorError as e:
+            self.metrics.errors.labels(reason="too_large" if e.status == 413 else "invalid").inc()
+            return e.status, {"detail": [p.to_dict() for p in e.problems]}, {}
+        served = self.served  # read once: this request keeps this model whatever the watcher does
+        if served is None or self.writer is None:
+            self.metrics.errors.labels(reason="no_model").inc()
+            return 503, {"detail": f"no {VARIANT} model loaded yet"}, {"Retry-After": "1"}
+        rows = admitted.rows
+        try:
+            scores = score(served.pipeline, rows, self.contract)
+        except Exception as e:
+            self.metrics.errors.labels(reason="scoring").inc()
+            message = " ".join(str(e).split())[:300]
+            log.error("scoring failed with version %s: %s: %s", served.version, type(e).__name__, message)
+            return 500, {"detail": f"scoring failed: {type(e).__name__}: {message}"}, {}
+        pos, neg = self.labels
+        labels = np.where(scores >= self.threshold, 1, 0)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        c = self.contract
+        logged = rows.copy()
+        logged["model_name"] = served.model
+        logged["model_version"] = served.version
+        logged["variant"] = VARIANT
+        logged["score"] = scores
+        logged["predicted_label"] = [str(pos if v else neg) for v in labels]
+        logged["latency_ms"] = latency_ms
+        if not self.writer.offer(logged):
+            self.metrics.errors.labels(reason="backpressure").inc()
+            return 503, {"detail": "the prediction log is full or closing; retry later"}, {"Retry-After": "1"}
+        out = [
+            {
+                "request_id": rid,
+                "score": float(s),
+                "label": pos if v else neg,
+                "model": served.model,
+                "version": served.version,
+                "variant": VARIANT,
+            }
+            for rid, s, v in zip(rows[c.request_id].tolist(), scores.tolist(), labels.tolist(), strict=True)
+        ]
+        self.metrics.records.labels(variant=VARIANT).inc(len(out))
+        self.metrics.latency.labels(variant=VARIANT).observe(time.perf_counter() - started)
+        return 200, (out[0] if admitted.single else {"predictions": out}), {}
+
+    # -- admin ---------------------------------------------------------------------------
+    def authorised(self, header: str | None) -> int:
+        """200 when ``header`` carries the admin token; 404 when admin is disabled; 401 otherwise."""
+        if self.admin_token is None:
+            return 404
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.admin_token.encode()):
+            return 401
+        return 200
+
+
+def create_app(
+    settings: Any,
+    contract: Contract | None = None,
+    *,
+    poll_seconds: float = 5.0,
+    admin_token: str | None = _FROM_ENV,
+    queue_capacity: int = DEFAULT_CAPACITY,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_records: int = MAX_RECORDS,
+) -> Any:
+    """The gateway app for ``settings`` (contract from ``settings.contract`` unless given).
+
+    ``admin_token`` defaults to ``$DRIFTLINE_ADMIN_TOKEN``; without one the admin endpoints are
+    disabled (404).
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse, Response
+
+    if contract is None:
+        from driftline.contract import load_contract
+        from driftline.errors import ConfigError
+
+        if settings.contract is None:
+            raise ConfigError("no contract: set 'contract:' in driftline.yaml to serve")
+        contract = load_contract(settings.contract)
+    token = os.environ.get(ADMIN_TOKEN_ENV) if admin_token is _FROM_ENV else admin_token
+    gw = Gateway(
+        settings,
+        contract,
+        poll_seconds=poll_seconds,
+        admin_token=token,
+        queue_capacity=queue_capacity,
+        batch_rows=batch_rows,
+        flush_seconds=flush_seconds,
+        max_body_bytes=max_body_bytes,
+        max_records=max_records,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(gw.open)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(gw.close)
+
+    app = FastAPI(title="driftline gateway", version=_driftline_version(), lifespan=lifespan)
+    app.state.gateway = gw
+
+    def too_large(message: str) -> JSONResponse:
+        gw.metrics.errors.labels(reason="too_large").inc()
+        gw.metrics.requests.labels(variant=VARIANT, status="413").inc()
+        return JSONResponse({"detail": [Problem("body", "size", message).to_dict()]}, status_code=413)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        """Score one record or ``{"records": [...]}`` with the champion and log each row."""
+        started = time.perf_counter()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > gw.max_body_bytes:
+            return too_large(f"body is {declared} bytes; the limit is {gw.max_body_bytes}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > gw.max_body_bytes:
+                return too_large(f"body is over the limit of {gw.max_body_bytes} bytes")
+        status, payload, headers = await run_in_threadpool(gw.predict, bytes(body), started)
+        gw.metrics.requests.labels(variant=VARIANT, status=str(status)).inc()
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """200 while the process runs."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """200 when a champion is loaded, else 503."""
+        served = gw.served
+        if served is None:
+            return JSONResponse({"status": "not ready", "detail": f"no {VARIANT} model loaded"}, status_code=503)
+        return JSONResponse({"status": "ready", "model": served.model, "version": served.version})
+
+    @app.get("/version")
+    def version() -> dict[str, Any]:
+        """The model name, the version loaded and driftline's version."""
+        served = gw.served
+        return {
+            "model": gw.model_name,
+            "version": None if served is None else served.version,
+            "variant": VARIANT,
+            "threshold": gw.threshold,
+            "driftline": _driftline_version(),
+        }
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus exposition text."""
+        text, content_type = gw.metrics.render()
+        return Response(text, media_type=content_type)
+
+    @app.post("/admin/reload")
+    async def reload(request: Request) -> Response:
+        """Re-read the champion alias now and load it (``Authorization: Bearer $DRIFTLINE_ADMIN_TOKEN``)."""
+        status = gw.authorised(request.headers.get("authorization"))
+        if status == 404:
+            return JSONResponse({"detail": f"admin endpoints are disabled (set {ADMIN_TOKEN_ENV})"}, status_code=404)
+        if status == 401:
+            return JSONResponse(
+                {"detail": "missing or wrong admin token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        if gw.watcher is None:
+            return JSONResponse({"detail": "the gateway is not started"}, status_code=503)
+        result = await run_in_threadpool(lambda: gw.watcher.check(force=True))
+        served = gw.served
+        payload = {
+            "alias_version": result.alias_version,
+            "serving": None if served is None else served.version,
+            "changed": result.changed,
+            "error": result.error,
+        }
+        code = 200 if result.error is None else (409 if result.alias_version is not None else 503)
+        return JSONResponse(payload, status_code=code)
+
+    return app
+
+
+def app_from_env() -> Any:
+    """App factory for ``uvicorn --factory`` (several workers): settings from ``$DRIFTLINE_CONFIG``.
+
+    The poll interval comes from ``$DRIFTLINE_SERVE_POLL_SECONDS`` (default 5).
+    """
+    from driftline.settings import load_settings
+
+    poll = float(os.environ.get("DRIFTLINE_SERVE_POLL_SECONDS", "5"))
+    return create_app(load_settings(), poll_seconds=poll)

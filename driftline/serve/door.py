@@ -1,0 +1,257 @@
+"""The door: a request body becomes checked rows, or a list of problems that names each field.
+
+A body is one record (``{feature: value, ..., entity id, optional request id, optional event
+time}``) or ``{"records": [...]}``. A missing request id gets a fresh uuid4 hex, a missing event
+time the time of the request. Keys the contract does not know are ignored.
+
+The row checks are :func:`driftline.ingest.check_predictions`, the very ones ingest applies to
+files. They report the first problem of a row, so a bad row is checked again with each field
+already reported set to a harmless value, until every problem of the row is named.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from driftline.contract import Contract
+from driftline.errors import InputError
+from driftline.ingest import check_predictions
+from driftline.values import parse_times
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_RECORDS = 1000
+
+# ingest's reason prefix -> the rule a 422 names
+_RULES = {
+    "missing_request_id": "required",
+    "missing_entity_id": "required",
+    "bad_timestamp": "type",
+    "null": "null",
+    "wrong_type": "type",
+    "out_of_range": "range",
+    "unknown_category": "vocabulary",
+    "duplicate_request_id": "duplicate",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: which record, which field, which rule, in words."""
+
+    field: str
+    rule: str
+    message: str
+    record: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "rule": self.rule, "message": self.message}
+        if self.record is not None:
+            out["record"] = self.record
+        return out
+
+
+class DoorError(Exception):
+    """A request refused at the door: HTTP status and the problems found."""
+
+    def __init__(self, status: int, problems: Sequence[Problem]) -> None:
+        self.status = status
+        self.problems = list(problems)
+        super().__init__("; ".join(p.message for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """Rows that passed the door, cleaned as ingest cleans them, and whether the body was one record."""
+
+    rows: pd.DataFrame
+    single: bool
+
+
+def _too_large(message: str) -> DoorError:
+    return DoorError(413, [Problem("body", "size", message)])
+
+
+def records_of(body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_records: int = MAX_RECORDS) -> tuple[list, bool]:
+    """The records of a JSON body and whether it was a single record; DoorError when unusable."""
+    if len(body) > max_bytes:
+        raise _too_large(f"body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DoorError(422, [Problem("body", "json", f"body is not valid JSON ({e})")]) from None
+    if isinstance(data, dict) and "records" in data:
+        records, single = data["records"], False
+        if not isinstance(records, list):
+            raise DoorError(422, [Problem("records", "type", "'records' must be a list of objects")])
+    elif isinstance(data, dict):
+        records, single = [data], True
+    else:
+        raise DoorError(422, [Problem("body", "type", 'body must be a JSON object or {"records": [...]}')])
+    if not records:
+        raise DoorError(422, [Problem("records", "required", "'records' is empty")])
+    if len(records) > max_records:
+        raise _too_large(f"{len(records)} records; the limit is {max_records} per request")
+    return records, single
+
+
+def _placeholder(contract: Contract, name: str) -> Any:
+    """A value that passes the checks of column ``name`` (used to look past a reported problem)."""
+    c = contract
+    if name in (c.request_id, c.entity_id):
+        return "placeholder"
+    if name == c.timestamp:
+        return pd.Timestamp("2000-01-01")
+    f = c.features[name]
+    if f.type == "numeric":
+        return float(f.range[0]) if f.range else 0.0
+    if f.type == "boolean":
+        return False
+    return f.vocabulary[0] if f.vocabulary else "placeholder"
+
+
+def _times(values: list[Any], what: str) -> tuple[pd.Series, list[bool]]:
+    """Event times as datetime64[us] and, per value, whether it could not be read.
+
+    Numbers (Unix time) and text are parsed apart, so one record's style does not decide another's.
+    """
+    out = pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[us]")
+    bad = [False] * len(values)
+    groups: dict[str, list[int]] = {"number": [], "text": []}
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            bad[i] = True
+        else:
+            groups["text" if isinstance(v, str) else "number"].append(i)
+    for idx in groups.values():
+        if not idx:
+            continue
+        try:
+            parsed = parse_times(pd.Series([values[i] for i in idx], dtype=object), what)
+        except InputError:
+            for i in idx:
+                bad[i] = True
+            continue
+        for i, t in zip(idx, parsed, strict=True):
+            out.iloc[i] = t
+            bad[i] = bad[i] or pd.isna(t)
+    return out, bad
+
+
+def admit(
+    body: bytes,
+    contract: Contract,
+    *,
+    max_bytes: int = MAX_BODY_BYTES,
+    max_records: int = MAX_RECORDS,
+    now: datetime | None = None,
+) -> Admitted:
+    """Check a request body; the rows ingest would store, or DoorError (413 too large, 422 invalid)."""
+    records, single = records_of(body, max_bytes=max_bytes, max_records=max_records)
+    c = contract
+    where = (lambda i: None) if single else (lambda i: i)
+    problems: list[Problem] = []
+    required = [c.entity_id, *(n for n, f in c.features.items() if not f.nullable)]
+    stamp = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC").tz_localize(None)
+    rows: list[dict[str, Any]] = []
+    given_times: list[Any] = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            problems.append(Problem("record", "type", f"record {i} is not a JSON object", where(i)))
+            rows.append({})
+            given_times.append(None)
+            continue
+        for name in required:
+            if name not in rec:
+                problems.append(Problem(name, "required", f"{name!r} is required", where(i)))
+        for name in (c.request_id, c.entity_id, c.timestamp, *c.features):
+            v = rec.get(name)
+            if isinstance(v, dict | list):
+                problems.append(
+                    Problem(name, "type", f"{name!r} must be a single value, not a JSON {type(v).__name__}", where(i))
+                )
+            elif name in c.features and c.features[name].type == "numeric" and isinstance(v, bool):
+                problems.append(Problem(name, "type", f"{name!r} must be a number, not {json.dumps(v)}", where(i)))
+        row = {n: rec.get(n) for n in (c.entity_id, *c.features)}
+        rid = rec.get(c.request_id)
+        row[c.request_id] = uuid.uuid4().hex if rid is None else rid
+        rows.append(row)
+        given_times.append(rec.get(c.timestamp))
+    if problems:
+        raise DoorError(422, problems)
+
+    present = [i for i, t in enumerate(given_times) if t is not None]
+    parsed, bad_time = _times([given_times[i] for i in present], f"field {c.timestamp!r}")
+    times = [stamp] * len(rows)
+    for k, i in enumerate(present):
+        if bad_time[k]:
+            problems.append(
+                Problem(c.timestamp, "type", f"{c.timestamp!r}: {given_times[i]!r} is not a time", where(i))
+            )
+        else:
+            times[i] = parsed.iloc[k]
+    ids = [r[c.request_id] for r in rows]
+    seen: dict[Any, int] = {}
+    for i, rid in enumerate(ids):
+        if isinstance(rid, str | int) and not isinstance(rid, bool) and rid in seen:
+            problems.append(
+                Problem(c.request_id, "duplicate", f"request id {rid!r} repeats record {seen[rid]}", where(i))
+            )
+        seen.setdefault(rid, i)
+    frame = pd.DataFrame(rows, columns=c.row_columns[:2] + list(c.features))
+    frame[c.timestamp] = pd.Series(times, dtype="datetime64[us]")
+    frame = frame[c.row_columns]
+    if problems:
+        raise DoorError(422, problems + _row_problems(frame, contract, where))
+    checked = check_predictions(frame, contract, "request")
+    if len(checked.good) != len(frame):
+        raise DoorError(422, _row_problems(frame, contract, where) or [Problem("records", "invalid", "bad records")])
+    return Admitted(rows=checked.good, single=single)
+
+
+def _row_problems(frame: pd.DataFrame, contract: Contract, where: Any) -> list[Problem]:
+    """Every problem check_predictions finds, by record: re-check bad rows with reported fields fixed."""
+    c = contract
+    problems: list[Problem] = []
+    todo = frame.reset_index(drop=True).astype(object)
+    positions = list(range(len(todo)))
+    for _ in range(len(c.row_columns) + 1):
+        if not positions:
+            break
+        sub = todo.iloc[positions].reset_index(drop=True)
+        sub[c.timestamp] = pd.to_datetime(sub[c.timestamp])
+        result = check_predictions(sub, c, "request")
+        still: list[int] = []
+        for reason, pos in zip(result.bad_reasons, result.bad_rows, strict=True):
+            i = positions[pos - 1]
+            kind, _, rest = reason.partition(":")
+            kind = kind.split(" ", 1)[0]
+            if kind == "duplicate_request_id":  # reported by admit, which checks ids first
+                continue
+            name, _, detail = rest.partition(" (")
+            name = name.strip() or {
+                "missing_request_id": c.request_id,
+                "missing_entity_id": c.entity_id,
+                "bad_timestamp": c.timestamp,
+                "duplicate_request_id": c.request_id,
+            }.get(kind, "record")
+            detail = detail.removesuffix(")")
+            if kind == "null":
+                message = f"{name!r} must not be null"
+            elif kind.startswith("missing_"):
+                message = f"{name!r} must not be empty"
+            elif kind == "duplicate_request_id":
+                message = "request id repeats within the request"
+            else:
+                message = f"{name!r}: {detail or kind.replace('_', ' ')}"
+            problems.append(Problem(name, _RULES.get(kind, kind), message, where(i)))
+            todo.at[i, name] = _placeholder(c, name)
+            still.append(i)
+        positions = still
+    return problems
