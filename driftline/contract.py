@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from driftline.errors import ConfigError, describe_validation_error
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
 
 FeatureType = Literal["numeric", "categorical", "boolean"]
 
@@ -51,6 +54,10 @@ class Feature(BaseModel):
     key: bool = False
     drift: DriftThresholds | None = None
     description: str | None = None
+    aliases: dict[str, str] | None = Field(
+        default=None,
+        description="Reviewed renames: a served value on the left is read as the value on the right everywhere.",
+    )
 
     @field_validator("range")
     @classmethod
@@ -69,8 +76,29 @@ class Feature(BaseModel):
             return [category_value(x) for x in v]
         return v
 
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _aliases_as_str(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            from driftline.values import category_value
+
+            return {category_value(k): category_value(x) for k, x in v.items()}
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
+        if self.aliases:
+            if self.type != "categorical":
+                raise ValueError(f"aliases are only for categorical features, not {self.type}")
+            if len(self.aliases) > 10_000:
+                raise ValueError(f"at most 10,000 aliases per feature, got {len(self.aliases)}")
+            chained = sorted(set(self.aliases) & set(self.aliases.values()))
+            if chained:
+                raise ValueError(f"an alias must map to a final value, not to another alias: {chained[:3]}")
+            if self.vocabulary:
+                unknown = sorted(set(self.aliases.values()) - set(self.vocabulary))
+                if unknown:
+                    raise ValueError(f"aliases map to values outside the vocabulary: {unknown[:3]}")
         if self.type != "numeric" and self.range is not None:
             raise ValueError(f"range is only for numeric features, not {self.type}")
         if self.type == "numeric" and self.vocabulary is not None:
@@ -170,6 +198,39 @@ class Contract(BaseModel):
             "features": {n: f.type for n, f in self.features.items()},
         }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+    def apply_aliases(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with every categorical feature's aliases applied (the same frame when none apply).
+
+        The one code path for reviewed renames: training, scoring, serving, validation, drift
+        and skew read values through it, so ``United States`` is ``US`` everywhere once the
+        contract says so. Values are compared as category text (``driftline.values``).
+        """
+        mapped = {n: f.aliases for n, f in self.features.items() if f.aliases and n in frame.columns}
+        if not mapped:
+            return frame
+        from driftline.values import category_text
+
+        out = frame.copy()
+        for name, aliases in mapped.items():
+            text = category_text(out[name])
+            hit = text.isin(aliases.keys()).fillna(False).astype(bool)
+            if hit.any():
+                col = out[name].astype(object)
+                col[hit] = text[hit].map(aliases)
+                out[name] = col
+        return out
+
+    def with_aliases(self, mappings: dict[str, dict[str, str]]) -> Contract:
+        """A copy with ``mappings`` (feature -> {served: canonical}) added to the features' aliases."""
+        data = self.model_dump(mode="json")
+        for name, mapping in mappings.items():
+            if name not in data["features"]:
+                raise ConfigError(f"contract {self.name!r} has no feature {name!r} to alias")
+            current = dict(data["features"][name].get("aliases") or {})
+            current.update({str(k): str(v) for k, v in mapping.items()})
+            data["features"][name]["aliases"] = current
+        return parse_contract(data, f"contract {self.name!r} with aliases")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)

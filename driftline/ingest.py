@@ -172,7 +172,10 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
             if not feat.nullable:
                 flag(vals.isna() & ~null, f"null:{name}")
             if feat.vocabulary:
-                outside = vals.notna() & ~vals.isin(feat.vocabulary).fillna(False).astype(bool)
+                # A reviewed alias (contract ``aliases:``) is a known spelling of a vocabulary value;
+                # the value is stored as received.
+                known = vals.map(feat.aliases).fillna(vals) if feat.aliases else vals
+                outside = vals.notna() & ~known.isin(feat.vocabulary).fillna(False).astype(bool)
                 if feat.closed:
                     flag(outside, f"unknown_category:{name} (" + vals.astype(str).map(_show) + " not in vocabulary)")
                 else:

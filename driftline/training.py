@@ -80,7 +80,7 @@ def features_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     Used at training and at scoring time (and inside the pipeline as :class:`ContractFeatures`);
     see :func:`normalise_features` for the rules.
     """
-    return normalise_features(frame, list(_feature_spec(contract)))
+    return normalise_features(contract.apply_aliases(frame), list(_feature_spec(contract)))
 
 
 class ContractFeatures(TransformerMixin, BaseEstimator):

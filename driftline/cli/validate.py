@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from driftline.cli._common import contract_for, emit_json
+from driftline.cli._common import contract_for, emit_json, settings
 from driftline.validation.suite import DEFAULT_TOLERANCE
 
 
@@ -102,12 +102,19 @@ def skew_cmd(
     contract: Path | None = typer.Option(None, "--contract", help="Feature contract (default: from settings)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     markdown: Path | None = typer.Option(None, "--markdown", help="Also write the report as Markdown here."),
+    apply: bool = typer.Option(
+        False,
+        "--apply",
+        help="Write the suggested renames into the contract as an 'aliases:' block (review the diff; comments "
+        "in the file are not kept).",
+    ),
 ) -> None:
     """Find training-serving skew; exit 1 when it would block promotion (key feature, medium/high)."""
     from driftline.errors import InputError
     from driftline.validation import promotion_gate, skew_check
 
     c = contract_for(contract)
+    contract_path = contract if contract is not None else settings().contract
     frames = {}
     for side, path in (("training", training), ("serving", serving)):
         frame, _ = _load(path, c)
@@ -115,6 +122,19 @@ def skew_cmd(
             raise InputError(f"{path}: no rows ({side} side)")
         frames[side] = frame
     report = skew_check(frames["training"], frames["serving"], c)
+    if apply:
+        mappings = {f.feature: f.mapping for f in report.findings if f.kind == "vocabulary" and f.mapping}
+        if not mappings:
+            typer.echo("no rename to apply: the skew report suggests no mapping")
+            raise typer.Exit(0)
+        updated = c.with_aliases(mappings)
+        Path(contract_path).write_text(updated.to_yaml())
+        for feature, mapping in mappings.items():
+            shown = ", ".join(f"{k!r} -> {v!r}" for k, v in list(mapping.items())[:10])
+            more = f" (+{len(mapping) - 10} more)" if len(mapping) > 10 else ""
+            typer.echo(f"{contract_path}: {feature} aliases {shown}{more}")
+        typer.echo("training, validation, drift, skew and serving now read these values as their targets")
+        raise typer.Exit(0)
     gate = promotion_gate(None, report, c)
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)

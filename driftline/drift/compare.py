@@ -430,6 +430,12 @@ def compare(
     """
     if contract is not None:
         profile = profile.with_contract(contract)  # thresholds and key flags as configured now
+        # Reviewed renames (contract ``aliases:``) are read as the values they stand for.
+        current = (
+            contract.apply_aliases(current)
+            if isinstance(current, pd.DataFrame)
+            else map(contract.apply_aliases, current)
+        )
     names = _select(profile, features)
     if isinstance(current, pd.DataFrame):
         wc = count_chunks(profile, [current], names, source=source)

@@ -824,6 +824,8 @@ def skew_check(
     if unknown:
         raise ValueError(f"unknown skew method(s) {sorted(unknown)}; valid: {', '.join(METHODS)}")
     c = contract
+    # Renames the contract already records (``aliases:``) are resolved, not reported again.
+    training, serving = c.apply_aliases(training), c.apply_aliases(serving)
     findings: list[SkewFinding] = []
     skipped: dict[str, str] = {}
     checked: list[str] = []

@@ -364,7 +364,7 @@ def validate_frame(
     """
     if suite is None:
         suite = build_suite(contract, profile, min_rows=min_rows, tolerance=tolerance)
-    view = _gx_view(frame, contract)
+    view = _gx_view(contract.apply_aliases(frame), contract)
     docs = None if docs_dir is None else Path(docs_dir)
     if docs is not None:
         docs.mkdir(parents=True, exist_ok=True)

@@ -213,6 +213,18 @@ def test_skew_cli_finds_country_names_and_exits_1(capsys, tmp_path, contract_fil
     assert code == 1 and "blocks promotion" in out
     assert '"United States": "US"' in (tmp_path / "skew.md").read_text()
 
+    # --apply writes the mapping into the contract as reviewed aliases; then the skew is resolved
+    # and validation reads the served names as the codes they stand for.
+    code, out, _ = _run(capsys, *argv, "--contract", contract_file, "--apply")
+    assert code == 0 and "country aliases " in out and "'United States' -> 'US'" in out
+    from driftline.contract import load_contract
+
+    assert load_contract(contract_file).features["country"].aliases == {v: k for k, v in names.items()}
+    code, out, _ = _run(capsys, *argv, "--contract", contract_file, "--json")
+    assert code == 0 and json.loads(out)["findings"] == []
+    code, out, _ = _run(capsys, *argv, "--contract", contract_file, "--apply")
+    assert (code, out.strip()) == (0, "no rename to apply: the skew report suggests no mapping")
+
 
 def test_skew_cli_without_skew_exits_0(capsys, tmp_path, contract_file):
     _frame(200, seed=1).to_parquet(tmp_path / "train.parquet")

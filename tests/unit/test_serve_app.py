@@ -310,3 +310,22 @@ def test_predict_bodies_are_json(champion_v1):
         r = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["rule"] == "json"
     assert json.dumps(r.json())  # strict JSON
+
+
+def test_a_reviewed_alias_is_scored_like_its_code_and_logged_as_received(champion_v1):
+    w = champion_v1
+    c = w["contract"].with_aliases({"country": {"United States": "US"}})
+    frame = w["traffic"][w["traffic"]["country"] == "US"].iloc[:20].copy()
+    frame[c.request_id] = [f"alias-{i}" for i in range(len(frame))]
+    named = frame.assign(country="United States")
+    with TestClient(create_app(w["settings"], c, poll_seconds=60.0)) as client:
+        by_code = client.post(
+            "/predict", json={"records": records_of(frame.assign(**{c.request_id: frame[c.request_id] + "-code"}), c)}
+        )
+        by_name = client.post("/predict", json={"records": records_of(named, c)})
+    assert by_code.status_code == by_name.status_code == 200, by_name.text
+    a = [p["score"] for p in by_code.json()["predictions"]]
+    b = [p["score"] for p in by_name.json()["predictions"]]
+    np.testing.assert_array_equal(a, b)
+    logged = Store.from_settings(w["settings"], c).read_predictions()
+    assert set(logged[logged[c.request_id].isin(named[c.request_id])]["country"]) == {"United States"}
