@@ -253,16 +253,7 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
 
 
 def load_contract(path: str | Path) -> Contract:
-    """Read and validate a contract YAML file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read contract ({e.strerror or e})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{where} is not valid YAML") from None
-    return parse_contract(data, str(p))
+    """Read and validate a contract YAML file (a regular file of at most 1 MiB, no YAML aliases)."""
+    from driftline.settings import read_yaml
+
+    return parse_contract(read_yaml(path, "contract"), str(path))

@@ -4,11 +4,20 @@ Sources, strongest first: explicit overrides (CLI flags, flow parameters), ``DRI
 environment variables (nested fields with ``__``, e.g. ``DRIFTLINE_DRIFT__PSI_WARN``), the
 YAML file (``driftline.yaml`` or the path in ``DRIFTLINE_CONFIG``), then defaults. All state
 lives under ``home`` (``.driftline/`` unless ``DRIFTLINE_HOME`` names another folder).
+
+Hygiene: settings and contract files must be regular files (no FIFOs or devices) of at most
+1 MiB of UTF-8 YAML without aliases (``*name``; this refuses "billion laughs" expansion).
+``DRIFTLINE_HOME``, ``DRIFTLINE_CONFIG``, ``DRIFTLINE_CONTRACT`` and ``DRIFTLINE_STORE_URL``
+set to empty text are errors. A ``DRIFTLINE_*`` variable that is neither a setting nor one of
+:data:`NON_SETTINGS_ENV` is ignored with a one-line warning on stderr naming the nearest field.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +34,107 @@ from pydantic_settings import (
 from driftline.errors import ConfigError, describe_validation_error
 
 DEFAULT_CONFIG = "driftline.yaml"
+MAX_YAML_BYTES = 1 << 20
+NON_SETTINGS_ENV = frozenset(
+    {
+        "DRIFTLINE_CONFIG",
+        "DRIFTLINE_ADMIN_TOKEN",
+        "DRIFTLINE_TEST_PG_URL",
+        "DRIFTLINE_CHROMIUM",
+        "DRIFTLINE_CI_PG_PORT",
+        "DRIFTLINE_MAX_INPUT_BYTES",
+        "DRIFTLINE_SERVE_POLL_SECONDS",
+    }
+)
+"""``DRIFTLINE_*`` variables read elsewhere (not settings fields): never warned about."""
+_NOT_EMPTY_ENV = ("DRIFTLINE_HOME", "DRIFTLINE_CONFIG", "DRIFTLINE_CONTRACT", "DRIFTLINE_STORE_URL")
+_warned: set[str] = set()
+
+
+def regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is an existing regular file.
+
+    Raises :class:`ConfigError` (exit 2) for a missing path, a directory, a FIFO, a socket or a
+    device: reading those would block or never end.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        # "settings file not found"; "cannot read contract (not found)" reads better for a contract.
+        raise ConfigError(
+            f"{p}: {what} not found" if what == "settings file" else f"{p}: cannot read {what} (not found)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read {what} ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{p}: is a directory, expected a {what}")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{p}: not a regular file (FIFO, socket or device); refused as {what}")
+    return p
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases, so a tiny file cannot expand into a huge document."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | Path, what: str = "settings file") -> Any:
+    """Parse a regular, at most 1 MiB, alias-free UTF-8 YAML file; ConfigError (one line) otherwise."""
+    p = regular_file(path, what)
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read {what} ({e.strerror or e})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{p}: {what} is larger than {MAX_YAML_BYTES:,} bytes; refused")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{p}: line {line}: not valid UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None)
+        detail = f": {problem}" if problem and "alias" in str(problem) else " is not valid YAML"
+        raise ConfigError(f"{p}:{where}{detail}") from None
+
+
+def load_contract_file(path: str | Path) -> Any:
+    """A contract from a YAML file read with :func:`read_yaml`'s limits (a :class:`~driftline.contract.Contract`)."""
+    from driftline.contract import parse_contract
+
+    return parse_contract(read_yaml(path, "contract"), str(path))
+
+
+def _check_environment() -> None:
+    """Refuse empty path/URL variables; warn once about unknown ``DRIFTLINE_*`` variables."""
+    for key in _NOT_EMPTY_ENV:
+        if key in os.environ and not os.environ[key].strip():
+            raise ConfigError(f"{key} is set but empty: unset it or give a value")
+    fields = {name.upper(): name for name in Settings.model_fields}
+    for key in sorted(os.environ):
+        upper = key.upper()
+        if not upper.startswith("DRIFTLINE_") or upper in NON_SETTINGS_ENV or upper in _warned:
+            continue
+        top = upper.removeprefix("DRIFTLINE_").split("__", 1)[0]
+        if top in fields:
+            continue
+        _warned.add(upper)
+        near = difflib.get_close_matches(top, list(fields), n=1, cutoff=0.5)
+        hint = f" (did you mean DRIFTLINE_{near[0]}?)" if near else ""
+        sys.stderr.write(f"warning: {key} is not a driftline setting{hint}; ignored\n")
 
 
 class _Section(BaseModel):
@@ -236,16 +346,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     A missing default file is fine (defaults apply); a missing file that was named explicitly
     (argument or ``DRIFTLINE_CONFIG``) is an error.
     """
+    _check_environment()
     p = config_path(path)
     named = path is not None or "DRIFTLINE_CONFIG" in os.environ
     data: dict[str, Any] = {}
-    if p.exists():
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{p}:{where} is not valid YAML") from None
+    if p.exists() or p.is_symlink() or named:
+        loaded = read_yaml(p, "settings file")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level, got {type(loaded).__name__}")
         data = loaded or {}
@@ -253,8 +359,6 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         for key in ("home", "contract"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(p.parent / data[key])
-    elif named:
-        raise ConfigError(f"{p}: settings file not found")
     try:
         env = EnvSettingsSource(Settings, env_prefix="DRIFTLINE_", env_nested_delimiter="__", case_sensitive=False)()
     except SettingsError as e:  # e.g. DRIFTLINE_WINDOWS='{bad' is not JSON

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from driftline.cli._common import contract_for, emit_json, settings
+from driftline.cli._common import emit_json, settings
+
+
+def contract_for(path: Path | None, s: Any = None) -> Any:
+    """The contract named on the command line, else the one in settings, read with the YAML limits.
+
+    Like :func:`driftline.cli._common.contract_for`, through :func:`driftline.settings.load_contract_file`:
+    a regular file of at most 1 MiB without YAML aliases.
+    """
+    from driftline.errors import DriftlineError
+    from driftline.settings import load_contract_file
+
+    if path is None:
+        s = s or settings()
+        if s.contract is None:
+            raise DriftlineError("no contract: pass --contract PATH or set 'contract:' in driftline.yaml")
+        path = s.contract
+    return load_contract_file(path)
 
 
 def simulate_cmd(
@@ -95,20 +113,26 @@ def infer_cmd(
     target: str = typer.Option(..., "--target", help="Label column."),
     timestamp: str = typer.Option(..., "--timestamp", help="Event-time column."),
     entity_id: str = typer.Option(..., "--id", help="Entity id column (user, account, device...)."),
-    request_id: str | None = typer.Option(None, "--request-id", help="Unique row id column (default: request_id)."),
-    positive: str | None = typer.Option(None, "--positive", help="Positive label value (default: 1 or the largest)."),
+    request_id: str | None = typer.Option(
+        None,
+        "--request-id",
+        help="Unique row id column (default: request_id, else derived from --id, see the YAML comment).",
+    ),
+    positive: str | None = typer.Option(
+        None, "--positive", help="Positive label value (default: 1, true, or yes/y/t/positive when present)."
+    ),
     vocab_cap: int = typer.Option(50, help="Largest vocabulary written out per categorical feature."),
     name: str = typer.Option("model", help="Contract name."),
 ) -> None:
     """Draft a feature contract from a data file (print YAML; review it before use)."""
-    from driftline.infer import infer_contract
+    from driftline.infer import contract_yaml, infer_with_notes
     from driftline.io import read_table
 
     frame = read_table(data_file).frame
     pos: str | int | None = positive
     if positive is not None and positive.lstrip("-").isdigit():
         pos = int(positive)
-    c = infer_contract(
+    c, notes = infer_with_notes(
         frame,
         target=target,
         timestamp=timestamp,
@@ -118,7 +142,7 @@ def infer_cmd(
         vocab_cap=vocab_cap,
         name=name,
     )
-    typer.echo(c.to_yaml(), nl=False)
+    typer.echo(contract_yaml(c, notes), nl=False)
 
 
 def register(app: typer.Typer) -> None:

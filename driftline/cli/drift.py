@@ -42,6 +42,13 @@ def _fit(
     return fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(path))
 
 
+def _contract_for(path: Path | None, s: Any = None) -> Any:
+    """The contract in force, read with the YAML file limits (see ``driftline.cli.data.contract_for``)."""
+    from driftline.cli.data import contract_for
+
+    return contract_for(path, s)
+
+
 def _input_error(message: str) -> Exception:
     from driftline.errors import InputError
 
@@ -120,18 +127,21 @@ def drift_command(
         raise InputError(f"--fail-on must be one of none, investigate, retrain (got {fail_on!r})")
     s = _common.settings()
     if reference is not None:
-        con = _common.contract_for(contract, s)
+        con = _contract_for(contract, s)
         prof = _fit(reference, con, s, score_column, label_column, threshold)
     else:
         assert profile is not None
         prof = Profile.load(profile)
-        con = _common.contract_for(contract, s) if (contract is not None or s.contract is not None) else None
+        con = _contract_for(contract, s) if (contract is not None or s.contract is not None) else None
         if con is not None:
             prof.check_contract(con)
     features = list(feature) if feature else None
     if _is_parquet(current):
+        from driftline.io import check_input_file
+
         if not current.exists():
             raise InputError(f"{current}: file not found")
+        check_input_file(current)
         report = compare_parquet(prof, current, s.drift, batch_size, con, features=features)
     else:
         frame = _read(current, "current")
@@ -162,7 +172,7 @@ def profile_command(
     """Fit a reference profile (bins, vocabularies, counts) and save it as versioned JSON."""
 
     s = _common.settings()
-    con = _common.contract_for(contract, s)
+    con = _contract_for(contract, s)
     prof = _fit(file, con, s, score_column, label_column, threshold)
     prof.save(out)
     summary = {
