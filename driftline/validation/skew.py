@@ -453,8 +453,14 @@ def vocabulary_skew(
     methods: Collection[str] = METHODS,
     thresholds: SkewThresholds = SkewThresholds(),
     countries: _Countries | None = None,
+    serving_times: pd.Series | None = None,
 ) -> SkewFinding | None:
     """Serving values unknown to training, with a suggested training value for each (or None).
+
+    ``serving_times`` (aligned with ``serving``) adds time evidence for a window that straddles a
+    change: when the whole window fails the rename rule, the rule is applied again to the serving
+    rows from the first appearance of the proposed values on (a *cutover*) — a clean rename
+    passes there (the old value stops), a new category served alongside the old still fails.
 
     ``entity_pairs(unseen)`` returns, per unseen serving value, the training values that the
     same entities had (counted); it is called only when there are unseen values. A value is
@@ -533,6 +539,28 @@ def vocabulary_skew(
         )
         for best, k in replacing.items()
     }
+    if serving_times is not None and len(serving_times) == len(serving):
+        text = _as_text(serving).reset_index(drop=True)
+        times = pd.Series(serving_times).reset_index(drop=True)
+        for best, check in list(checks.items()):
+            if check["replaced"]:
+                continue
+            proposed = [u for u, (b, *_) in candidates.items() if b == best]
+            first = times[text.isin(proposed).to_numpy(dtype=bool)].min()
+            if pd.isna(first):
+                continue
+            after = text[(times >= first).to_numpy(dtype=bool)]
+            counts = after.value_counts()
+            later = rename_check(
+                train_counts.get(str(best), 0),
+                n_training,
+                int(counts.get(str(best), 0)),
+                int(sum(counts.get(u, 0) for u in proposed)),
+                int(after.notna().sum()),
+                thresholds,
+            )
+            if later["replaced"]:
+                checks[best] = {**later, "cutover": str(first), "whole_window": check}
     mapping: dict[str, str] = {}
     confidence: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
@@ -867,6 +895,7 @@ def skew_check(
                 methods=methods,
                 thresholds=thresholds,
                 countries=countries,
+                serving_times=_time_key(serving[ts]) if ts in serving.columns else None,
             )
         elif f.type == "numeric":
             found = scale_skew(training[name], serving[name], name, thresholds)

@@ -203,3 +203,31 @@ def test_rename_check_shares_and_noise_term_on_tiny_samples():
     # A value known only from the contract's vocabulary: no share to match, it must just not be served.
     assert rename_check(0, 10, 0, 4, 10)["replaced"] is True
     assert rename_check(0, 10, 1, 4, 10)["replaced"] is False
+
+
+# -- a window that straddles the change: time evidence (the cutover) ----------------------------
+def _straddling(values_before: list[str], values_after: list[str]) -> pd.DataFrame:
+    """Two rows per user in the serving week: Monday with the old values, Thursday with the new."""
+    monday = _week(PLANS, values_before, 1)
+    thursday = _week(PLANS, values_after, 1).assign(event_time=T0 + pd.Timedelta(weeks=1, days=3))
+    return pd.concat([monday, thursday], ignore_index=True)
+
+
+def test_a_rename_mid_window_is_found_from_the_cutover_on():
+    serving = _straddling(CODES, [NAMES[c] for c in CODES])
+    report = skew_check(TRAINING, serving, CONTRACT, row_level=False)
+    (f,) = report.for_feature("country", "vocabulary")
+    assert f.mapping == {v: k for k, v in NAMES.items()} and f.severity == "high"
+    check = f.details["rename_checks"]["US"]
+    assert check["replaced"] and "cutover" in check and check["whole_window"]["vanished"] is False
+    assert promotion_gate(None, report, CONTRACT).blocked
+
+
+def test_a_new_category_appearing_mid_window_is_still_not_a_rename():
+    later = _serving_plans({i: "basic_plus_2026" for i in range(0, 100, 11)})  # 9 of 100 basic users
+    monday = _week(PLANS, CODES, 1)
+    thursday = _week(later, CODES, 1).assign(event_time=T0 + pd.Timedelta(weeks=1, days=3))
+    report = skew_check(TRAINING, pd.concat([monday, thursday], ignore_index=True), CONTRACT, row_level=False)
+    (f,) = report.for_feature("plan", "vocabulary")
+    assert f.mapping in (None, {}) and f.severity == "low"
+    assert not promotion_gate(None, report, CONTRACT).blocked
