@@ -154,7 +154,7 @@ class Windows(_Section):
     )
     week_start: Literal["monday", "sunday"] = "monday"
     candidate_train_weeks: list[int] = Field(
-        default_factory=lambda: [24],
+        default_factory=list,
         description="Other training windows (weeks) compared with train_weeks on the backtest folds; the best trains.",
     )
 

@@ -411,7 +411,8 @@ def assess_drift(
     perf = None
     if reference:
         perf = performance_drift(reference, y, scores, threshold, w)
-        perf.update(_metric_evidence(y, scores, w, datasets, settings))
+        reference_se = reference.get(f"{settings.gates.primary_metric}_se")
+        perf.update(_metric_evidence(y, scores, w, datasets, settings, reference_se))
     champion_metrics = evaluate(y, scores, w, datasets.tail(), threshold)
     report = None
     profile = profile_for(champion, contract)
@@ -495,7 +496,12 @@ def record_decision(
 
 
 def _metric_evidence(
-    y: np.ndarray, scores: np.ndarray, w: np.ndarray, datasets: Datasets, settings: Settings
+    y: np.ndarray,
+    scores: np.ndarray,
+    w: np.ndarray,
+    datasets: Datasets,
+    settings: Settings,
+    reference_se: float | None = None,
 ) -> dict[str, Any]:
     """How much the metric trigger may trust this test set: labelled rows, positives, an interval."""
     from driftline.metrics import bootstrap_interval
@@ -513,6 +519,15 @@ def _metric_evidence(
         resamples=g.bootstrap_resamples,
         confidence=2 * d.metric_drop_confidence - 1,  # its upper end is the one-sided bound
     )
+    # The reference is a measurement too: the drop must exceed both uncertainties together.
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(d.metric_drop_confidence)
+    se_current = (interval.high - interval.estimate) / z if math.isfinite(interval.high) else None
+    se_reference = _finite(reference_se) if reference_se is not None else se_current
+    margin = None
+    if se_current is not None and se_reference is not None:
+        margin = z * math.sqrt(se_current**2 + se_reference**2)
     return {
         "labelled": {
             "n": n,
@@ -521,7 +536,14 @@ def _metric_evidence(
             "min_positives": d.min_labelled_positives,
             "sufficient": sufficient,
         },
-        "interval": {"metric": g.primary_metric, **interval.to_dict(), "upper_confidence": d.metric_drop_confidence},
+        "interval": {
+            "metric": g.primary_metric,
+            **interval.to_dict(),
+            "upper_confidence": d.metric_drop_confidence,
+            "se": se_current,
+            "reference_se": se_reference,
+            "significance_margin": margin,
+        },
     }
 
 
@@ -589,11 +611,30 @@ def train_candidate(
     y = binary_target(datasets.test[contract.target.name], contract)
     scores = score(model.pipeline, datasets.test, contract)
     metrics = evaluate(y, scores, datasets.weights(), datasets.tail(), settings.training.threshold)
+    metrics[f"{settings.gates.primary_metric}_se"] = _metric_se(y, scores, datasets, settings)
     reference = reference_rows(datasets, contract, settings.drift.reference_min_rows)
     reference[SCORE] = score(model.pipeline, reference, contract)
     profile = fit_profile(reference, contract, settings.drift, score_column=SCORE)
     chosen = {"train_weeks": weeks or settings.windows.train_weeks, "rows": len(frame)}
     return Candidate(model, metrics, profile, scores, chosen)
+
+
+def _metric_se(y: np.ndarray, scores: np.ndarray, datasets: Datasets, settings: Settings) -> float | None:
+    """Bootstrap standard error of the primary metric on the test set (kept as the later reference's)."""
+    from driftline.metrics import bootstrap_interval
+
+    g = settings.gates
+    iv = bootstrap_interval(
+        g.primary_metric,
+        y,
+        scores,
+        np.random.default_rng(data_seed(settings.training.seed, datasets.test_hash, "candidate-se")),
+        threshold=settings.training.threshold,
+        sample_weight=datasets.weights(),
+        resamples=g.bootstrap_resamples,
+        confidence=0.6826894921370859,  # ±1 standard error of a normal
+    )
+    return _finite((iv.high - iv.low) / 2)
 
 
 def reference_rows(datasets: Datasets, contract: Contract, min_rows: int) -> pd.DataFrame:

@@ -104,6 +104,15 @@ def _metric_drop(performance: dict[str, Any] | None, metric: str) -> tuple[float
     return -float(ch["relative"]), float(ch["reference"]), float(ch["current"])
 
 
+def _base_rate_shift(performance: dict[str, Any]) -> tuple[float, float] | None:
+    """(reference, current) positive rate when it moved by 10% or more (relative), else None."""
+    ch = (performance.get("change") or {}).get("positive_rate") or {}
+    p0, p1 = ch.get("reference"), ch.get("current")
+    if p0 is None or p1 is None or not (0 < p0 < 1 and 0 < p1 < 1):
+        return None
+    return (float(p0), float(p1)) if abs(p1 - p0) / p0 >= 0.1 else None
+
+
 def metric_decision(
     performance: dict[str, Any] | None, settings: DriftSettings, metric: str
 ) -> tuple[Action, list[Reason]]:
@@ -120,12 +129,26 @@ def metric_decision(
         return "none", [Reason("metric_insufficient_labels", "none", text, metric, labelled.get("n"))]
     rel, ref, cur = drop
     interval = performance.get("interval") or {}
-    high = interval.get("high")
-    significant = high is None or high < ref
-    span = ""
-    if high is not None:
-        span = f"; {interval.get('upper_confidence', 0.9):.0%} upper bound {high:.4f}"
-    text = f"{metric} dropped {rel:.1%} relative ({ref:.4f} → {cur:.4f}{span})"
+    margin = interval.get("significance_margin")
+    label = metric
+    shift = _base_rate_shift(performance) if metric == "average_precision" else None
+    if shift is not None:
+        # AP rises and falls with the share of positives; compare the lift over that share instead.
+        p0, p1 = shift
+        ref, cur = (ref - p0) / (1 - p0), (cur - p1) / (1 - p1)
+        if ref <= 0:
+            return "none", []
+        rel = (ref - cur) / ref
+        margin = None if margin is None else margin / (1 - p1)
+        label = f"{metric} (lift over the positive rate {p0:.3f} → {p1:.3f})"
+    if margin is not None:
+        significant = ref - cur > margin
+        span = f"; the drop must exceed {margin:.4f} given both measurements' uncertainty"
+    else:
+        high = interval.get("high")
+        significant = high is None or high < ref
+        span = "" if high is None else f"; {interval.get('upper_confidence', 0.9):.0%} upper bound {high:.4f}"
+    text = f"{label} dropped {rel:.1%} relative ({ref:.4f} → {cur:.4f}{span})"
     if rel >= settings.metric_drop_retrain - _TOL:
         if significant:
             band = settings.metric_drop_retrain

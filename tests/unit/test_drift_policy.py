@@ -87,3 +87,37 @@ def test_segments_investigate_is_opt_in() -> None:
     assert decide(r, S).action == "none"
     d = decide(r, DriftSettings(segments_investigate=True))
     assert d == Decision("investigate", ["segment country=US has feature(s) at alert: a"])
+
+
+def _perf_with(ref: float, cur: float, margin: float | None, p0: float | None = None, p1: float | None = None) -> dict:
+    out = perf("average_precision", ref, cur)
+    out["interval"] = {"high": cur + 0.01, "significance_margin": margin, "upper_confidence": 0.9}
+    out["labelled"] = {"n": 2000, "positives": 200, "min_rows": 200, "min_positives": 20, "sufficient": True}
+    if p0 is not None:
+        out["change"]["positive_rate"] = {"reference": p0, "current": p1}
+    return out
+
+
+def test_a_drop_must_exceed_both_measurements_uncertainty() -> None:
+    # A 12% drop (0.50 -> 0.44) against a combined margin of 0.08: within noise -> investigate.
+    d = decide(report(feat("a", 0.0)), S, performance=_perf_with(0.5, 0.44, margin=0.08))
+    assert d.action == "investigate" and d.codes[0].code == "metric_drop_within_noise"
+    assert "the drop must exceed 0.0800" in d.reasons[0]
+    # The same drop with a margin of 0.03 is real -> retrain.
+    d = decide(report(feat("a", 0.0)), S, performance=_perf_with(0.5, 0.44, margin=0.03))
+    assert d.action == "retrain" and d.codes[0].code == "metric_drop"
+    # A 4% drop with a small margin investigates; with a large one it says nothing.
+    assert decide(report(feat("a", 0.0)), S, performance=_perf_with(0.5, 0.48, margin=0.01)).action == "investigate"
+    assert decide(report(feat("a", 0.0)), S, performance=_perf_with(0.5, 0.48, margin=0.05)).action == "none"
+
+
+def test_average_precision_is_judged_as_lift_when_the_positive_rate_moves() -> None:
+    # Positives doubled (10% -> 20%): raw AP rose 0.40 -> 0.42, but the lift over the positive
+    # rate fell from (0.40-0.10)/0.90 = 0.333 to (0.42-0.20)/0.80 = 0.275: a 17.5% drop.
+    d = decide(report(feat("a", 0.0)), S, performance=_perf_with(0.40, 0.42, margin=0.01, p0=0.10, p1=0.20))
+    assert d.action == "retrain"
+    assert d.codes[0].value == pytest.approx(1 - 0.275 / (0.3 / 0.9), abs=1e-9)
+    assert "lift over the positive rate 0.100 → 0.200" in d.reasons[0]
+    # A small base-rate wobble (< 10% relative) keeps raw AP.
+    d = decide(report(feat("a", 0.0)), S, performance=_perf_with(0.40, 0.42, margin=0.01, p0=0.10, p1=0.105))
+    assert d.action == "none"
