@@ -26,7 +26,7 @@ TOKEN = "s3cret-admin-token"
 # -- helpers shared with tests/system/test_serve.py ----------------------------------------
 def churn_frames() -> tuple[pd.DataFrame, pd.DataFrame, Any]:
     """Simulated traffic, the same rows with their labels, and the churn contract."""
-    sim = simulate(weeks=3, users=300, seed=1)
+    sim = simulate(weeks=3, users=450, seed=1)
     c = sim.contract
     labelled = sim.traffic.merge(sim.outcomes[[c.request_id, c.target.name]], on=c.request_id)
     return sim.traffic, labelled, c
@@ -125,7 +125,7 @@ def _auth(token: str = TOKEN) -> dict[str, str]:
 def test_scores_equal_offline_scoring_and_every_row_is_logged(champion_v1):
     w = champion_v1
     c = w["contract"]
-    frame = w["traffic"].iloc[:200].copy()
+    frame = w["traffic"].iloc[:1000].copy()
     frame[c.request_id] = [f"parity-{i}" for i in range(len(frame))]
     with TestClient(_app(w)) as client:
         r = client.post("/predict", json={"records": records_of(frame, c)})
@@ -141,7 +141,7 @@ def test_scores_equal_offline_scoring_and_every_row_is_logged(champion_v1):
     # the app has shut down: the writer drained every row it accepted
     logged = Store.from_settings(w["settings"], c).read_predictions()
     logged = logged[logged[c.request_id].str.startswith("parity-")].set_index(c.request_id)
-    assert len(logged) == 200
+    assert len(logged) == 1000
     assert np.allclose(logged.loc[frame[c.request_id], "score"].to_numpy(), expected, atol=1e-12)
     assert set(logged["model_version"]) == {w["v1"]} and set(logged["variant"]) == {"champion"}
     assert (logged["latency_ms"] > 0).all()
