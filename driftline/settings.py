@@ -111,13 +111,6 @@ def read_yaml(path: str | Path, what: str = "settings file") -> Any:
         raise ConfigError(f"{p}:{where}{detail}") from None
 
 
-def load_contract_file(path: str | Path) -> Any:
-    """A contract from a YAML file read with :func:`read_yaml`'s limits (a :class:`~driftline.contract.Contract`)."""
-    from driftline.contract import parse_contract
-
-    return parse_contract(read_yaml(path, "contract"), str(path))
-
-
 def _check_environment() -> None:
     """Refuse empty path/URL variables; warn once about unknown ``DRIFTLINE_*`` variables."""
     for key in _NOT_EMPTY_ENV:

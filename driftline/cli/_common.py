@@ -39,7 +39,7 @@ def settings(**overrides: Any):
 
 
 def contract_for(path: Path | None, s: Any = None):
-    """The contract named on the command line, else the one in settings."""
+    """The contract named on the command line, else the one in settings (read with the YAML file limits)."""
     from driftline.contract import load_contract
 
     if path is None:

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from driftline.cli._common import emit_json, settings
-
-
-def contract_for(path: Path | None, s: Any = None) -> Any:
-    """The contract named on the command line, else the one in settings, read with the YAML limits.
-
-    Like :func:`driftline.cli._common.contract_for`, through :func:`driftline.settings.load_contract_file`:
-    a regular file of at most 1 MiB without YAML aliases.
-    """
-    from driftline.errors import DriftlineError
-    from driftline.settings import load_contract_file
-
-    if path is None:
-        s = s or settings()
-        if s.contract is None:
-            raise DriftlineError("no contract: pass --contract PATH or set 'contract:' in driftline.yaml")
-        path = s.contract
-    return load_contract_file(path)
+from driftline.cli._common import contract_for, emit_json, settings
 
 
 def simulate_cmd(

@@ -42,13 +42,6 @@ def _fit(
     return fit_profile(ref, con, s.drift, score_column, label, threshold=thr, source=str(path))
 
 
-def _contract_for(path: Path | None, s: Any = None) -> Any:
-    """The contract in force, read with the YAML file limits (see ``driftline.cli.data.contract_for``)."""
-    from driftline.cli.data import contract_for
-
-    return contract_for(path, s)
-
-
 def _input_error(message: str) -> Exception:
     from driftline.errors import InputError
 
@@ -127,12 +120,12 @@ def drift_command(
         raise InputError(f"--fail-on must be one of none, investigate, retrain (got {fail_on!r})")
     s = _common.settings()
     if reference is not None:
-        con = _contract_for(contract, s)
+        con = _common.contract_for(contract, s)
         prof = _fit(reference, con, s, score_column, label_column, threshold)
     else:
         assert profile is not None
         prof = Profile.load(profile)
-        con = _contract_for(contract, s) if (contract is not None or s.contract is not None) else None
+        con = _common.contract_for(contract, s) if (contract is not None or s.contract is not None) else None
         if con is not None:
             prof.check_contract(con)
     features = list(feature) if feature else None
@@ -172,7 +165,7 @@ def profile_command(
     """Fit a reference profile (bins, vocabularies, counts) and save it as versioned JSON."""
 
     s = _common.settings()
-    con = _contract_for(contract, s)
+    con = _common.contract_for(contract, s)
     prof = _fit(file, con, s, score_column, label_column, threshold)
     prof.save(out)
     summary = {
