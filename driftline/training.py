@@ -9,7 +9,7 @@ encoder is told explicitly what to do with them (see :data:`ESTIMATORS`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from driftline.contract import Contract
 from driftline.errors import ConfigError, DriftlineError, InputError
@@ -332,3 +332,159 @@ def score(pipeline: Pipeline, frame: pd.DataFrame, contract: Contract) -> np.nda
     if 1 not in classes:
         raise DriftlineError(f"model was not trained on the positive class (classes {classes})")
     return proba[:, classes.index(1)].astype(np.float64)
+
+
+# -- scoring checked rows without DataFrames (the serving path) -----------------------------
+RowScorer = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
+"""Scores of rows given as ``{feature: value}`` mappings (values as ingest stores them)."""
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+def _ordinal_codes(enc: OrdinalEncoder, columns: list[str]) -> list[dict[str, float]] | None:
+    """Per column, the code ``enc`` gives each category it knows, computed by ``enc`` itself.
+
+    The encoder is asked once for all its categories (so infrequent grouping and any other rule
+    of its own is included); None when it would raise on unknown values instead of coding them.
+    """
+    if enc.handle_unknown != "use_encoded_value":
+        return None
+    known = [[c for c in cats if isinstance(c, str)] for cats in enc.categories_]
+    size = max((len(k) for k in known), default=0)
+    if size == 0:
+        return [{} for _ in columns]
+    grid = {
+        col: [k[i] if i < len(k) else (k[0] if k else np.nan) for i in range(size)]
+        for col, k in zip(columns, known, strict=True)
+    }
+    codes = enc.transform(pd.DataFrame(grid, dtype=object))
+    return [{k[i]: float(codes[i, j]) for i in range(len(k))} for j, k in enumerate(known)]
+
+
+class _FastScorer:
+    """A fitted ContractFeatures -> ColumnTransformer(ordinal, passthrough) -> model pipeline, per row.
+
+    The same arithmetic as the pipeline on a DataFrame (category text, aliases, the encoder's own
+    codes, float numbers, 1.0/0.0 booleans) written out for plain values, so one record costs the
+    model's predict and not a DataFrame round trip. :func:`row_scorer` only uses it after checking
+    that it gives the pipeline's scores exactly.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        plan: list[tuple[str, str, dict[str, float] | None, float, float]],
+        aliases: dict[str, dict[str, str]],
+        positive: int,
+    ) -> None:
+        self.model = model
+        self.plan = plan
+        self.aliases = aliases
+        self.positive = positive
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if not rows:
+            return np.empty(0, dtype=np.float64)
+        x = np.empty((len(rows), len(self.plan)), dtype=np.float64)
+        for i, row in enumerate(rows):
+            for j, (name, kind, codes, unknown, missing) in enumerate(self.plan):
+                v = row.get(name)
+                if _is_missing(v):
+                    x[i, j] = missing if kind == "categorical" else np.nan
+                elif kind == "numeric":
+                    x[i, j] = float(v)
+                elif kind == "boolean":
+                    x[i, j] = _as_bool_number(v)
+                else:
+                    text = category_value(v)
+                    alias = self.aliases.get(name)
+                    if alias:
+                        text = alias.get(text, text)
+                    x[i, j] = codes.get(text, unknown)  # type: ignore[union-attr]
+        return self.model.predict_proba(x)[:, self.positive].astype(np.float64)
+
+
+def _is_passthrough(trans: Any) -> bool:
+    """``"passthrough"``, or the identity FunctionTransformer a fitted ColumnTransformer keeps in its place."""
+    if isinstance(trans, str):
+        return trans == "passthrough"
+    return isinstance(trans, FunctionTransformer) and trans.func is None and trans.inverse_func is None
+
+
+def _fast_scorer(pipeline: Any, contract: Contract) -> _FastScorer | None:
+    """The per-row scorer for a pipeline :func:`build_pipeline` made with ordinal coding, else None."""
+    steps = getattr(pipeline, "named_steps", None)
+    if steps is None or list(steps) != ["features", "prep", "model"]:
+        return None
+    feats, prep, model = steps["features"], steps["prep"], steps["model"]
+    if not isinstance(feats, ContractFeatures) or not isinstance(prep, ColumnTransformer):
+        return None
+    if hasattr(model, "feature_names_in_") or 1 not in list(getattr(model, "classes_", [])):
+        return None
+    kinds = dict(feats.features)
+    plan: list[tuple[str, str, dict[str, float] | None, float, float]] = []
+    for _name, trans, cols in prep.transformers_:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        if not all(isinstance(c, str) and c in kinds for c in cols):
+            return None
+        if _is_passthrough(trans):
+            if any(kinds[c] == "categorical" for c in cols):
+                return None
+            plan.extend((c, kinds[c], None, np.nan, np.nan) for c in cols)
+        elif isinstance(trans, OrdinalEncoder) and all(kinds[c] == "categorical" for c in cols):
+            codes = _ordinal_codes(trans, list(cols))
+            if codes is None:
+                return None
+            unknown, missing = float(trans.unknown_value), float(trans.encoded_missing_value)
+            plan.extend((c, "categorical", m, unknown, missing) for c, m in zip(cols, codes, strict=True))
+        else:
+            return None
+    aliases = {n: dict(f.aliases) for n, f in contract.features.items() if f.aliases}
+    return _FastScorer(model, plan, aliases, list(model.classes_).index(1))
+
+
+def probe_rows(contract: Contract, rng: np.random.Generator, n: int = 64) -> list[dict[str, Any]]:
+    """Rows of plausible and awkward values for every feature: vocabulary, aliases, unknowns, nulls, range ends."""
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        row: dict[str, Any] = {}
+        for name, f in contract.features.items():
+            if f.nullable and i % 7 == 3:
+                row[name] = None
+            elif f.type == "numeric":
+                lo, hi = f.range if f.range else (-1e3, 1e3)
+                row[name] = float([lo, hi, (lo + hi) / 2][i % 3] if i < 6 else rng.uniform(lo, hi))
+            elif f.type == "boolean":
+                row[name] = bool(rng.integers(2))
+            else:
+                choices = [*(f.vocabulary or []), *(f.aliases or {}), "__driftline_probe_unknown__"]
+                row[name] = str(choices[int(rng.integers(len(choices)))])
+        rows.append(row)
+    return rows
+
+
+def row_scorer(pipeline: Any, contract: Contract, probe: Sequence[Mapping[str, Any]] = ()) -> tuple[RowScorer, str]:
+    """A scorer of checked rows for ``pipeline`` and which path it takes (``"direct"`` or ``"frame"``).
+
+    ``direct`` skips the DataFrame (see :class:`_FastScorer`) and is used only when it returns
+    exactly :func:`score`'s values on ``probe`` rows (default: :func:`probe_rows`, seeded);
+    otherwise each call builds the frame and runs :func:`score` — the same numbers, slower.
+    """
+    names = list(contract.feature_names)
+
+    def by_frame(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        frame = pd.DataFrame.from_records([{n: r.get(n) for n in names} for r in rows], columns=names)
+        return score(pipeline, frame, contract)
+
+    fast = _fast_scorer(pipeline, contract)
+    if fast is None:
+        return by_frame, "frame"
+    rows = list(probe) or probe_rows(contract, np.random.default_rng(0))
+    try:
+        same = np.array_equal(fast(rows), by_frame(rows))
+    except (TypeError, ValueError, KeyError):
+        same = False
+    return (fast, "direct") if same else (by_frame, "frame")

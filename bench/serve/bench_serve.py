@@ -65,7 +65,7 @@ TARGET_P99_MS = 15.0  # the issue's target at 200 req/s (for the later shadow-sc
 WARMUP, WARMUP_RATE = 300, 30
 CONNS = 64
 MOVE_REQUESTS = 10_000
-FLOOR_CALLS, FLOOR_SPLIT_CALLS = 2_000, 300
+FLOOR_CALLS, FLOOR_SPLIT_CALLS = 2_000, 1_000
 _THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -528,13 +528,18 @@ def run_floor(w: World) -> dict[str, tuple[float, float, int]]:
 
     from driftline import training
     from driftline.serve.app import Gateway
-    from driftline.serve.door import admit
+    from driftline.serve.door import Door, admit
 
     threadpool_limits(1)
     c = w.contract
     pipeline = w.reg.load(version=w.v1)
     rows = [w.frame.iloc[[i]].reset_index(drop=True) for i in range(200)]
     feats = [training.features_frame(r, c) for r in rows]
+    scorer, path = training.row_scorer(pipeline, c)
+    if path != "direct":
+        raise RuntimeError("the bench's pipeline should take the direct row path")
+    checked = [admit(json.dumps(_jsonable_record(w, i)).encode(), c).records for i in range(200)]
+    door = Door(c)
     make = gateway_bodies(w, "floor")
     bodies = [make(i) for i in range(FLOOR_CALLS)]
     gw = Gateway(  # the gateway's request path in-process, logging to the same store ("floor-" ids)
@@ -557,7 +562,15 @@ def run_floor(w: World) -> dict[str, tuple[float, float, int]]:
             FLOOR_CALLS,
             lambda i: training.score(pipeline, rows[i % 200], c),
         ),
-        "door only: `admit(body, contract)`": (FLOOR_SPLIT_CALLS, lambda i: admit(bodies[i], c)),
+        "`training.row_scorer(pipeline, contract)` on one checked row (the gateway's scorer)": (
+            FLOOR_CALLS,
+            lambda i: scorer(checked[i % 200]),
+        ),
+        "door only: `Door(contract).admit(body)`": (FLOOR_SPLIT_CALLS, lambda i: door.admit(bodies[i])),
+        "door, full check: `ingest.check_predictions` path (any record the quick path leaves)": (
+            FLOOR_SPLIT_CALLS,
+            lambda i: _full_check(bodies[i], c),
+        ),
         "`Gateway.predict(body)` (door + score + enqueue)": (
             FLOOR_SPLIT_CALLS,
             lambda i: gw.predict(bodies[i], time.perf_counter()),
@@ -578,6 +591,19 @@ def run_floor(w: World) -> dict[str, tuple[float, float, int]]:
     finally:
         gw.close()
     return {k: (pct(v, 50), pct(v, 99), len(v)) for k, v in times.items()}
+
+
+def _jsonable_record(w: World, i: int) -> dict[str, Any]:
+    return dict(w.records[i], **{w.contract.request_id: f"floor-row-{i}"})
+
+
+def _full_check(body: bytes, contract: Any) -> Any:
+    """The door's full check, which awkward records take (Unix times, numbers as text, ...)."""
+    import pandas as pd
+
+    from driftline.serve.door import _admit_checked
+
+    return _admit_checked([json.loads(body)], True, contract, pd.Timestamp("2026-01-01"))
 
 
 # -- report ------------------------------------------------------------------------------------

@@ -62,7 +62,15 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         for noisy in ("mlflow", "alembic", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        options = {"host": host, "port": port, "timeout_graceful_shutdown": 30, "log_level": "warning"}
+        from driftline.serve.nodelay import PROTOCOL
+
+        options = {
+            "host": host,
+            "port": port,
+            "timeout_graceful_shutdown": 30,
+            "log_level": "warning",
+            "http": PROTOCOL,
+        }
         typer.echo(
             f"serving model {s.model_name} on http://{host}:{port} (alias champion, polled every {poll_seconds:g} s)"
         )

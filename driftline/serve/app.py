@@ -3,9 +3,12 @@
 ``create_app`` builds it; nothing is contacted until the app starts. On start (FastAPI
 lifespan) the store's tables are created, the log writer and the champion watcher are started
 and the champion is loaded; on shutdown the watcher stops and the writer drains every row it
-accepted. Scores are :func:`driftline.training.score` on the rows the door admitted, so they
-equal offline scoring of the same rows. The label is ``score >= settings.training.threshold``:
-1/0, or true/false when the contract's positive label is a boolean.
+accepted. Scores come from :func:`driftline.training.row_scorer` on the rows the door admitted
+(checked at load to equal :func:`driftline.training.score` exactly), so they equal offline
+scoring of the same rows. Logged rows are checked again as ingest checks a file before they are
+appended, in the writer's batches; a row that fails is quarantined with its reason, never lost.
+The label is ``score >= settings.training.threshold``: 1/0, or true/false when the contract's
+positive label is a boolean.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request,
@@ -18,10 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
-
 from driftline.contract import Contract
-from driftline.serve.door import MAX_BODY_BYTES, MAX_RECORDS, DoorError, Problem, admit
+from driftline.serve.door import MAX_BODY_BYTES, MAX_RECORDS, Door, DoorError, Problem
 from driftline.serve.metrics import ServeMetrics
 from driftline.serve.watcher import Served, Watcher
 from driftline.serve.writer import DEFAULT_BATCH_ROWS, DEFAULT_CAPACITY, DEFAULT_FLUSH_SECONDS, LogWriter
@@ -29,6 +30,8 @@ from driftline.serve.writer import DEFAULT_BATCH_ROWS, DEFAULT_CAPACITY, DEFAULT
 log = logging.getLogger("driftline.serve")
 
 VARIANT = "champion"
+INLINE_BODY_BYTES = 16 * 1024
+"""Bodies up to this size are scored on the event loop (about a millisecond); larger ones in a thread."""
 ADMIN_TOKEN_ENV = "DRIFTLINE_ADMIN_TOKEN"
 _FROM_ENV: Any = object()
 
@@ -70,6 +73,7 @@ class Gateway:
         self.admin_token = admin_token or None
         self.max_body_bytes = max_body_bytes
         self.max_records = max_records
+        self.door = Door(contract, max_bytes=max_body_bytes, max_records=max_records)
         self.labels = label_values(contract)
         self.queue_capacity = queue_capacity
         self.batch_rows = batch_rows
@@ -88,7 +92,7 @@ class Gateway:
 
         self._store = Store.from_settings(self.settings, self.contract).create()
         self.writer = LogWriter(
-            self._store.append_predictions,
+            self._store_rows,
             capacity=self.queue_capacity,
             batch_rows=self.batch_rows,
             flush_seconds=self.flush_seconds,
@@ -101,6 +105,7 @@ class Gateway:
             poll_seconds=self.poll_seconds,
             on_swap=lambda s: self.metrics.serving(s.model, s.version),
             on_failure=lambda _m: self.metrics.reload_failures.inc(),
+            make_scorer=self._scorer,
         )
         result = self.watcher.check()
         if self.watcher.current is None and result.error is None:
@@ -117,6 +122,33 @@ class Gateway:
         if self._store is not None:
             self._store.dispose()
 
+    def _scorer(self, pipeline: Any) -> Any:
+        """The row scorer of a newly loaded pipeline (on the watcher's thread, off the request path)."""
+        from driftline.training import row_scorer
+
+        scorer, path = row_scorer(pipeline, self.contract)
+        if path != "direct":
+            log.warning("scoring through a DataFrame per request (this pipeline has no direct row path)")
+        return scorer
+
+    def _store_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Check logged rows as ingest checks a file, append the good ones and quarantine the rest."""
+        import pandas as pd
+
+        from driftline.ingest import check_predictions
+        from driftline.store import MODEL_COLUMNS
+
+        columns = [*self.contract.row_columns, *MODEL_COLUMNS]
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        checked = check_predictions(frame, self.contract, "gateway")
+        with self._store.engine.begin() as conn:
+            self._store.append_predictions(checked.good, conn)
+            if checked.bad_reasons:
+                self._store.quarantine(checked.bad_raw, checked.bad_reasons, "gateway", conn)
+        if checked.bad_reasons:
+            self.metrics.quarantined.inc(len(checked.bad_reasons))
+            log.error("log writer: %d rows quarantined (%s)", len(checked.bad_reasons), checked.bad_reasons[0])
+
     @property
     def served(self) -> Served | None:
         return None if self.watcher is None else self.watcher.current
@@ -124,10 +156,8 @@ class Gateway:
     # -- scoring -------------------------------------------------------------------------
     def predict(self, body: bytes, started: float) -> tuple[int, Any, dict[str, str]]:
         """Admit, score and log one request: (status, JSON payload, extra headers)."""
-        from driftline.training import score
-
         try:
-            admitted = admit(body, self.contract, max_bytes=self.max_body_bytes, max_records=self.max_records)
+            admitted = self.door.admit(body)
         except DoorError as e:
             self.metrics.errors.labels(reason="too_large" if e.status == 413 else "invalid").inc()
             return e.status, {"detail": [p.to_dict() for p in e.problems]}, {}
@@ -135,39 +165,45 @@ class Gateway:
         if served is None or self.writer is None:
             self.metrics.errors.labels(reason="no_model").inc()
             return 503, {"detail": f"no {VARIANT} model loaded yet"}, {"Retry-After": "1"}
-        rows = admitted.rows
+        rows = admitted.records
         try:
-            scores = score(served.pipeline, rows, self.contract)
+            scores = (served.scorer or self._scorer(served.pipeline))(rows).tolist()
         except Exception as e:
             self.metrics.errors.labels(reason="scoring").inc()
             message = " ".join(str(e).split())[:300]
             log.error("scoring failed with version %s: %s: %s", served.version, type(e).__name__, message)
             return 500, {"detail": f"scoring failed: {type(e).__name__}: {message}"}, {}
         pos, neg = self.labels
-        labels = np.where(scores >= self.threshold, 1, 0)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        c = self.contract
-        logged = rows.copy()
-        logged["model_name"] = served.model
-        logged["model_version"] = served.version
-        logged["variant"] = VARIANT
-        logged["score"] = scores
-        logged["predicted_label"] = [str(pos if v else neg) for v in labels]
-        logged["latency_ms"] = latency_ms
+        rid = self.contract.request_id
+        logged: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = []
+        for row, s in zip(rows, scores, strict=True):
+            label = pos if s >= self.threshold else neg
+            logged.append(
+                {
+                    **row,
+                    "model_name": served.model,
+                    "model_version": served.version,
+                    "variant": VARIANT,
+                    "score": s,
+                    "predicted_label": str(label),
+                    "latency_ms": latency_ms,
+                }
+            )
+            out.append(
+                {
+                    "request_id": row[rid],
+                    "score": s,
+                    "label": label,
+                    "model": served.model,
+                    "version": served.version,
+                    "variant": VARIANT,
+                }
+            )
         if not self.writer.offer(logged):
             self.metrics.errors.labels(reason="backpressure").inc()
             return 503, {"detail": "the prediction log is full or closing; retry later"}, {"Retry-After": "1"}
-        out = [
-            {
-                "request_id": rid,
-                "score": float(s),
-                "label": pos if v else neg,
-                "model": served.model,
-                "version": served.version,
-                "variant": VARIANT,
-            }
-            for rid, s, v in zip(rows[c.request_id].tolist(), scores.tolist(), labels.tolist(), strict=True)
-        ]
         self.metrics.records.labels(variant=VARIANT).inc(len(out))
         self.metrics.latency.labels(variant=VARIANT).observe(time.perf_counter() - started)
         return 200, (out[0] if admitted.single else {"predictions": out}), {}
@@ -252,7 +288,10 @@ def create_app(
             body += chunk
             if len(body) > gw.max_body_bytes:
                 return too_large(f"body is over the limit of {gw.max_body_bytes} bytes")
-        status, payload, headers = await run_in_threadpool(gw.predict, bytes(body), started)
+        if len(body) <= INLINE_BODY_BYTES:  # a few records: score on the loop, no thread hop
+            status, payload, headers = gw.predict(bytes(body), started)
+        else:
+            status, payload, headers = await run_in_threadpool(gw.predict, bytes(body), started)
         gw.metrics.requests.labels(variant=VARIANT, status=str(status)).inc()
         return JSONResponse(payload, status_code=status, headers=headers)
 

@@ -5,13 +5,18 @@ time}``) or ``{"records": [...]}``. A missing request id gets a fresh uuid4 hex,
 time the time of the request. Keys the contract does not know are ignored.
 
 The row checks are :func:`driftline.ingest.check_predictions`, the very ones ingest applies to
-files. They report the first problem of a row, so a bad row is checked again with each field
-already reported set to a harmless value, until every problem of the row is named.
+files. A body of plainly good records is admitted by a quick per-record check that builds no
+DataFrame (:class:`Door`; it admits only what the full check admits, with the same values).
+Anything else takes the full check, which reports the first problem of a row, so a bad row is
+checked again with each field already reported set to a harmless value, until every problem of
+the row is named.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +27,7 @@ import pandas as pd
 
 from driftline.contract import Contract
 from driftline.errors import InputError
-from driftline.ingest import check_predictions
+from driftline.ingest import _INTEGRAL_TEXT, MAX_FIELD_CHARS, check_predictions
 from driftline.values import parse_times
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -68,10 +73,18 @@ class DoorError(Exception):
 
 @dataclass(frozen=True)
 class Admitted:
-    """Rows that passed the door, cleaned as ingest cleans them, and whether the body was one record."""
+    """Rows that passed the door, as ingest cleans them (one dict per record), and whether the body was one record.
 
-    rows: pd.DataFrame
+    Missing values are None. ``rows`` is the same as a DataFrame, in the contract's row columns.
+    """
+
+    records: list[dict[str, Any]]
     single: bool
+    columns: tuple[str, ...] = ()
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.records, columns=list(self.columns) or None)
 
 
 def _too_large(message: str) -> DoorError:
@@ -152,13 +165,143 @@ def admit(
     max_records: int = MAX_RECORDS,
     now: datetime | None = None,
 ) -> Admitted:
-    """Check a request body; the rows ingest would store, or DoorError (413 too large, 422 invalid)."""
-    records, single = records_of(body, max_bytes=max_bytes, max_records=max_records)
+    """Check a request body against ``contract`` (see :class:`Door`, built here for one call)."""
+    return Door(contract, max_bytes=max_bytes, max_records=max_records).admit(body, now=now)
+
+
+class Door:
+    """The door for one contract: what is read from the contract once, then :meth:`admit` per request.
+
+    A body whose every record is plainly good (JSON numbers in range, known or open categories as
+    text, true/false, ISO-8601 times, text or integer ids) is admitted by a per-record check that
+    builds no DataFrame. Anything else — a problem, or a value whose reading takes ingest's full
+    rules (Unix times, numbers as text, ``"yes"`` for a boolean) — goes through
+    :func:`driftline.ingest.check_predictions`, which stays the one authority: the quick check
+    only ever admits a record that check admits, with the same cleaned values (a property test
+    holds it to that).
+    """
+
+    def __init__(self, contract: Contract, *, max_bytes: int = MAX_BODY_BYTES, max_records: int = MAX_RECORDS) -> None:
+        c = contract
+        self.contract = c
+        self.max_bytes = max_bytes
+        self.max_records = max_records
+        self.columns = tuple(c.row_columns)
+        self._fields: list[tuple[str, str, bool, Any, frozenset[str] | None, dict[str, str]]] = []
+        for name, f in c.features.items():
+            bounds = None
+            if f.type == "numeric" and f.range is not None:
+                lo, hi = f.range
+                slack = c.range_tolerance * (hi - lo)
+                bounds = (lo - slack, hi + slack)
+            vocab = frozenset(f.vocabulary) if f.type == "categorical" and f.vocabulary and f.closed else None
+            self._fields.append((name, f.type, f.nullable, bounds, vocab, dict(f.aliases or {})))
+
+    def admit(self, body: bytes, *, now: datetime | None = None) -> Admitted:
+        """The rows ingest would store for ``body``, or DoorError (413 too large, 422 invalid)."""
+        records, single = records_of(body, max_bytes=self.max_bytes, max_records=self.max_records)
+        stamp = datetime.now(UTC) if now is None else now
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+        quick: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for rec in records:
+            row = self._quick(rec, stamp) if isinstance(rec, dict) else None
+            if row is None or row[self.contract.request_id] in seen:
+                break
+            seen.add(row[self.contract.request_id])
+            quick.append(row)
+        else:
+            return Admitted(records=quick, single=single, columns=self.columns)
+        return _admit_checked(records, single, self.contract, pd.Timestamp(stamp))
+
+    def _quick(self, rec: dict[str, Any], stamp: datetime) -> dict[str, Any] | None:
+        """The cleaned row of a plainly good record, or None to leave it to the full check."""
+        c = self.contract
+        rid = rec.get(c.request_id)
+        rid = uuid.uuid4().hex if rid is None else _quick_id(rid)
+        ent = _quick_id(rec.get(c.entity_id))
+        if rid is None or ent is None:
+            return None
+        t = rec.get(c.timestamp)
+        when = stamp if t is None else _quick_time(t)
+        if when is None:
+            return None
+        row: dict[str, Any] = {c.request_id: rid, c.entity_id: ent, c.timestamp: when}
+        for name, kind, nullable, bounds, vocab, aliases in self._fields:
+            v = rec.get(name)
+            if v is None:
+                if not nullable:
+                    return None
+                row[name] = None
+                continue
+            if kind == "numeric":
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    return None
+                if isinstance(v, int) and abs(v) > _EXACT_INT:
+                    return None
+                x = float(v)
+                if not math.isfinite(x) or (bounds is not None and not bounds[0] <= x <= bounds[1]):
+                    return None
+                row[name] = x
+            elif kind == "boolean":
+                if not isinstance(v, bool):
+                    return None
+                row[name] = v
+            else:
+                if isinstance(v, str):
+                    if len(v) > MAX_FIELD_CHARS:
+                        return None
+                    text = v.strip()
+                    if not text:
+                        if not nullable:
+                            return None
+                        row[name] = None
+                        continue
+                elif isinstance(v, int) and not isinstance(v, bool) and abs(v) <= _EXACT_INT:
+                    text = str(v)
+                else:
+                    return None
+                if vocab is not None and aliases.get(text, text) not in vocab:
+                    return None
+                row[name] = text
+        return row
+
+
+_EXACT_INT = 2**53
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def _quick_id(v: Any) -> str | None:
+    """An id as ingest's canonical text when that is plain (text or an integer), else None."""
+    if isinstance(v, str):
+        text = v.strip()
+        if not text or len(v) > MAX_FIELD_CHARS:
+            return None
+        return text.split(".", 1)[0] if _INTEGRAL_TEXT.match(text) else text
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) <= _EXACT_INT:
+        return str(v)
+    return None
+
+
+def _quick_time(v: Any) -> datetime | None:
+    """An ISO-8601 time as naive UTC, when it is one and its year is 1970..2100; else None."""
+    if not isinstance(v, str) or not _ISO_TIME.fullmatch(v):
+        return None
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t if 1970 <= t.year <= 2100 else None
+
+
+def _admit_checked(records: list[Any], single: bool, contract: Contract, stamp: pd.Timestamp) -> Admitted:
+    """The full check (ingest's rules, every problem named): Admitted, or DoorError 422."""
     c = contract
     where = (lambda i: None) if single else (lambda i: i)
     problems: list[Problem] = []
     required = [c.entity_id, *(n for n, f in c.features.items() if not f.nullable)]
-    stamp = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC").tz_localize(None)
     rows: list[dict[str, Any]] = []
     given_times: list[Any] = []
     for i, rec in enumerate(records):
@@ -212,7 +355,15 @@ def admit(
     checked = check_predictions(frame, contract, "request")
     if len(checked.good) != len(frame):
         raise DoorError(422, _row_problems(frame, contract, where) or [Problem("records", "invalid", "bad records")])
-    return Admitted(rows=checked.good, single=single)
+    good = checked.good.astype(object)
+    rows = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in good.to_dict("records")]
+    for r in rows:
+        r[c.timestamp] = pd.Timestamp(r[c.timestamp]).to_pydatetime()
+    return Admitted(records=rows, single=single, columns=tuple(c.row_columns))
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
 
 def _row_problems(frame: pd.DataFrame, contract: Contract, where: Any) -> list[Problem]:

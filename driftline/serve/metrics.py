@@ -47,6 +47,11 @@ class ServeMetrics:
         self.dropped = Counter(
             "driftline_serve_log_rows_dropped", "Accepted rows that never reached the store (must stay 0).", registry=r
         )
+        self.quarantined = Counter(
+            "driftline_serve_log_rows_quarantined",
+            "Logged rows the store's checks refused, kept in quarantine with a reason (expected 0).",
+            registry=r,
+        )
 
     def serving(self, model: str, version: str) -> None:
         """Record that ``version`` of ``model`` is now the one served."""

@@ -23,11 +23,12 @@ log = logging.getLogger("driftline.serve")
 
 @dataclass(frozen=True)
 class Served:
-    """What answers requests: the pipeline, its version and the model name."""
+    """What answers requests: the pipeline, its version, the model name and its row scorer."""
 
     pipeline: Any
     version: str
     model: str
+    scorer: Any = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Watcher:
         poll_seconds: float = 5.0,
         on_swap: Callable[[Served], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
+        make_scorer: Callable[[Any], Any] | None = None,
     ) -> None:
         self.registry = registry
         self.alias = alias
@@ -57,6 +59,7 @@ class Watcher:
         self.current: Served | None = None
         self._on_swap = on_swap or (lambda s: None)
         self._on_failure = on_failure or (lambda m: None)
+        self._make_scorer = make_scorer or (lambda p: None)
         self._failed: str | None = None
         self._alias_error: str | None = None
         self._check_lock = threading.Lock()
@@ -85,10 +88,11 @@ class Watcher:
                 return CheckResult(version, changed=False, error=f"version {version} failed to load before")
             try:
                 pipeline = self.registry.load(version=version)
+                scorer = self._make_scorer(pipeline)
             except Exception as e:
                 self._failed = version
                 return self._fail(version, f"cannot load version {version}: {e}")
-            new = Served(pipeline=pipeline, version=version, model=self.registry.model_name)
+            new = Served(pipeline=pipeline, version=version, model=self.registry.model_name, scorer=scorer)
             self.current = new  # one reference assignment: requests hold whichever object they read
             self._failed = None
             was = "none" if served is None else served.version

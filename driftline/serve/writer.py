@@ -1,10 +1,11 @@
 """The log writer: scored rows go to the predictions log through a bounded queue, in batches.
 
-``offer`` takes all of a request's rows or none of them: when they do not fit, or the writer is
-stopping, it answers False and the caller refuses the request (503), so a row is never accepted
-and then lost. A background thread writes batches when ``batch_rows`` are waiting or every
-``flush_seconds``; a failed write keeps its rows queued and is retried. ``stop`` refuses new
-rows and drains everything accepted before it returns.
+Rows are plain dicts (one per scored record). ``offer`` takes all of a request's rows or none
+of them: when they do not fit, or the writer is stopping, it answers False and the caller
+refuses the request (503), so a row is never accepted and then lost. A background thread writes
+batches when ``batch_rows`` are waiting or every ``flush_seconds``; a failed write keeps its
+rows queued and is retried. ``stop`` refuses new rows and drains everything accepted before it
+returns.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
-
 log = logging.getLogger("driftline.serve")
 
 DEFAULT_CAPACITY = 10_000
@@ -28,14 +27,15 @@ DEFAULT_FLUSH_SECONDS = 0.5
 class LogWriter:
     """A bounded queue of prediction rows and the thread that appends them to the store.
 
-    ``append`` is the store's ``append_predictions`` (or any callable taking a frame).
+    ``append`` takes a list of rows and stores them (the gateway checks them as ingest does and
+    appends them to the predictions log).
     ``on_written(n)`` and ``on_dropped(n)`` are optional metric hooks; rows are only dropped
     when ``stop`` runs out of ``drain_timeout`` while the store keeps failing.
     """
 
     def __init__(
         self,
-        append: Callable[[pd.DataFrame], Any],
+        append: Callable[[list[dict[str, Any]]], Any],
         *,
         capacity: int = DEFAULT_CAPACITY,
         batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -53,7 +53,7 @@ class LogWriter:
         self.retry_seconds = retry_seconds
         self._on_written = on_written or (lambda n: None)
         self._on_dropped = on_dropped or (lambda n: None)
-        self._frames: deque[pd.DataFrame] = deque()
+        self._frames: deque[list[dict[str, Any]]] = deque()
         self._depth = 0
         self._cond = threading.Condition()
         self._accepting = False
@@ -79,7 +79,7 @@ class LogWriter:
             self._thread.start()
         return self
 
-    def offer(self, rows: pd.DataFrame) -> bool:
+    def offer(self, rows: list[dict[str, Any]]) -> bool:
         """Queue all of ``rows``, or none when they do not fit or the writer is not accepting."""
         n = len(rows)
         with self._cond:
@@ -116,9 +116,9 @@ class LogWriter:
             self._thread = None
         return left
 
-    def _take(self) -> list[pd.DataFrame]:
-        """Frames adding up to about ``batch_rows`` (whole frames; they stay counted until written)."""
-        out: list[pd.DataFrame] = []
+    def _take(self) -> list[list[dict[str, Any]]]:
+        """Requests' rows adding up to about ``batch_rows`` (whole requests; they stay counted until written)."""
+        out: list[list[dict[str, Any]]] = []
         count = 0
         for frame in self._frames:
             if out and count + len(frame) > self.batch_rows:
@@ -142,7 +142,7 @@ class LogWriter:
                 batch = self._take()
             n = sum(len(f) for f in batch)
             try:
-                self._append(pd.concat(batch, ignore_index=True) if len(batch) > 1 else batch[0])
+                self._append([row for rows in batch for row in rows])
             except Exception as e:  # the store is down or locked: keep the rows, try again
                 message = " ".join(str(e).split())[:300]
                 if message != self.last_error:

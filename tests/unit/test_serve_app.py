@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,44 @@ def test_a_reviewed_alias_is_scored_like_its_code_and_logged_as_received(champio
     np.testing.assert_array_equal(a, b)
     logged = Store.from_settings(w["settings"], c).read_predictions()
     assert set(logged[logged[c.request_id].isin(named[c.request_id])]["country"]) == {"United States"}
+
+
+def test_awkward_but_valid_records_take_the_full_check_and_score_the_same(champion_v1):
+    w = champion_v1
+    c = w["contract"]
+    frame = w["traffic"].iloc[:20].copy()
+    frame[c.request_id] = [f"awkward-{i}" for i in range(len(frame))]
+    recs = records_of(frame, c)
+    for i, rec in enumerate(recs):  # spellings only ingest's full rules read
+        rec["auto_renew"] = "yes" if rec["auto_renew"] else "no"
+        rec["tenure_days"] = str(rec["tenure_days"])
+        if i % 2:
+            rec[c.timestamp] = int(pd.Timestamp(rec[c.timestamp]).timestamp())
+    with TestClient(_app(w)) as client:
+        gw = client.app.state.gateway
+        assert gw.door._quick(recs[0], datetime.now()) is None
+        r = client.post("/predict", json={"records": recs})
+        assert r.status_code == 200, r.text
+    logged = Store.from_settings(w["settings"], c).read_predictions()
+    logged = logged[logged[c.request_id].str.startswith("awkward-")].set_index(c.request_id).loc[frame[c.request_id]]
+    expected = training.score(w["reg"].load(version=w["v1"]), logged.reset_index(), c)
+    assert np.array_equal([p["score"] for p in r.json()["predictions"]], expected)
+    assert np.array_equal(logged["score"].to_numpy(), expected)
+
+
+def test_a_logged_row_the_store_checks_refuse_is_quarantined_not_lost(champion_v1):
+    w = champion_v1
+    c = w["contract"]
+    app = _app(w)
+    with TestClient(app):
+        gw = app.state.gateway
+        good = gw.door.admit(json.dumps(records_of(w["traffic"].iloc[:1], c)[0] | {c.request_id: "q-ok"}).encode())
+        row = good.records[0] | {"model_name": "m", "model_version": "1", "variant": "champion"}
+        row |= {"score": 0.5, "predicted_label": "1", "latency_ms": 1.0}
+        gw._store_rows([row, row | {c.request_id: "q-bad", "score": "not a number"}])
+        metrics = gw.metrics.render()[0].decode()
+    store = Store.from_settings(w["settings"], c)
+    assert store.existing_request_ids(["q-ok", "q-bad"]) == {"q-ok"}
+    q = store.read_quarantine()
+    assert q[q["source"] == "gateway"]["reason"].str.startswith("wrong_type:score").sum() == 1
+    assert "driftline_serve_log_rows_quarantined_total 1.0" in metrics

@@ -35,14 +35,17 @@ def store(tmp_path):
     return Store(f"sqlite:///{tmp_path / 'store.db'}", churn_contract()).create()
 
 
-def rows(prefix: str, n: int) -> list[pd.DataFrame]:
-    """``n`` one-row prediction frames, as the gateway logs them."""
+def rows(prefix: str, n: int) -> list[list[dict]]:
+    """``n`` one-row requests' log rows, as the gateway logs them."""
     body = json.dumps({"records": [dict(BASE, request_id=f"{prefix}-{i}") for i in range(n)]}).encode()
-    frame = admit(body, churn_contract()).rows
-    frame = frame.assign(
-        model_name="m", model_version="1", variant="champion", score=0.25, predicted_label="0", latency_ms=1.5
-    )
-    return [frame.iloc[[i]].reset_index(drop=True) for i in range(n)]
+    extra = {"model_name": "m", "model_version": "1", "variant": "champion", "score": 0.25}
+    extra |= {"predicted_label": "0", "latency_ms": 1.5}
+    return [[dict(r, **extra)] for r in admit(body, churn_contract()).records]
+
+
+def append_to(store: Store):
+    """The store's append for a list of log rows."""
+    return lambda batch: store.append_predictions(pd.DataFrame.from_records(batch))
 
 
 class Recording:
@@ -55,13 +58,13 @@ class Recording:
         self.gate.set()
         self.fail_first = fail_first
 
-    def __call__(self, frame: pd.DataFrame) -> None:
+    def __call__(self, batch: list[dict]) -> None:
         self.gate.wait(30)
         if self.fail_first:
             self.fail_first -= 1
             raise RuntimeError("database is locked")
-        self.store.append_predictions(frame)
-        self.sizes.append(len(frame))
+        self.store.append_predictions(pd.DataFrame.from_records(batch))
+        self.sizes.append(len(batch))
 
 
 def test_rows_are_written_in_batches(store):
@@ -82,7 +85,7 @@ def test_rows_are_written_in_batches(store):
 
 
 def test_stop_drains_everything_accepted_and_then_refuses(store):
-    writer = LogWriter(store.append_predictions, batch_rows=1000, flush_seconds=60).start()
+    writer = LogWriter(append_to(store), batch_rows=1000, flush_seconds=60).start()
     for frame in rows("d", 20):
         assert writer.offer(frame)
     assert store.count("predictions") == 0  # nothing flushed yet: the batch is not full
@@ -97,7 +100,7 @@ def test_a_full_queue_refuses_a_whole_request(store):
     writer = LogWriter(rec, capacity=5, batch_rows=2, flush_seconds=0.05).start()
     frames = rows("f", 8)
     assert all(writer.offer(f) for f in frames[:4])
-    big = pd.concat(frames[4:6], ignore_index=True)
+    big = frames[4] + frames[5]
     assert not writer.offer(big)  # 4 + 2 > 5: none of its rows are taken
     assert writer.offer(frames[6])  # one row still fits
     assert not writer.offer(frames[7])
