@@ -11,14 +11,17 @@ list or mapping in any contract column, ``too_long:<col>`` (text over :data:`MAX
 characters), ``missing_request_id``, ``missing_entity_id``, ``bad_timestamp`` (also ``now``,
 ``today`` and the like, and years outside 1970..2100), then per feature ``null:<f>``,
 ``wrong_type:<f>`` (also numbers too large for a float, and infinities), ``out_of_range:<f>``,
-``unknown_category:<f>`` (closed vocabularies only), and finally ``duplicate_request_id``
-(same id, different content, within the batch; the first copy is kept). A request id already
-in the store with different content is ``conflicting_duplicate``. Exact copies within the
-batch and rows already in the store are ``duplicates_skipped``. Values outside an open
-vocabulary are stored and counted. Outcomes are checked for ``missing_request_id``,
+``unknown_category:<f>`` (closed vocabularies only), and finally ``conflicting_duplicate``
+for a request id that repeats within the batch with other content (the first copy is kept;
+the reason says "within the batch"). A request id already in the store (or in an earlier file
+of the same ingest) with different content is ``conflicting_duplicate`` too, so both cases
+count under one ``by_reason`` key. Exact copies within the batch and rows already in the store
+are ``duplicates_skipped``. (Stores written before this rule hold ``duplicate_request_id`` for
+the within-batch case; it means the same: :data:`CONFLICT_REASONS` names both.) Values outside
+an open vocabulary are stored and counted. Outcomes are checked for ``missing_request_id``,
 ``null:<target>``, ``bad_label`` (see :func:`label_values`) and ``bad_timestamp``; an outcome
-already stored for the same request and observation time with another label is
-``conflicting_duplicate``.
+whose request id repeats within the batch with other content, or that is already stored for the
+same request and observation time with another label, is ``conflicting_duplicate``.
 
 Values are read as :mod:`driftline.values` says: categories as canonical text (``4111.0`` is
 ``"4111"``, surrounding whitespace dropped, empty text is missing), booleans from
@@ -75,6 +78,11 @@ MAX_FIELD_CHARS = 10_000
 _WORDS_OF_TIME = {"now", "today", "tomorrow", "yesterday", "epoch"}
 _INTEGRAL_TEXT = re.compile(r"^-?\d+\.0+$")
 _SCALAR_KINDS = {"string", "empty", "floating", "integer", "mixed-integer-float", "boolean", "decimal"}
+CONFLICT = "conflicting_duplicate"
+"""Reason of a row whose request id is known (store, earlier file, earlier row) with other content."""
+WITHIN_BATCH_CONFLICT = f"{CONFLICT} (request id repeats within the batch with other content; first copy kept)"
+CONFLICT_REASONS = frozenset({CONFLICT, "duplicate_request_id"})
+"""Reason keys that mean a content conflict; ``duplicate_request_id`` is the within-batch key of older stores."""
 
 
 @dataclass
@@ -336,7 +344,7 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
             conflict = dup_id & ~dup_row
             exact = int(exact_mask.sum())
             reason_idx = good_idx[conflict]
-            reason[reason_idx] = "duplicate_request_id"
+            reason[reason_idx] = WITHIN_BATCH_CONFLICT
             ok = pd.isna(reason)
             ok[good_idx[exact_mask]] = False
     keep = np.asarray(ok, dtype=bool)
@@ -402,7 +410,7 @@ def check_outcomes(
     ok = pd.isna(reason)
     dup = clean[c.request_id].duplicated(keep="first").to_numpy() & ok
     exact_mask = dup & clean.astype(str).duplicated(keep="first").to_numpy()
-    reason[dup & ~exact_mask] = "duplicate_request_id"
+    reason[dup & ~exact_mask] = WITHIN_BATCH_CONFLICT
     keep = pd.isna(reason) & ~exact_mask
     bad_pos = np.flatnonzero(pd.notna(reason))
     return Checked(
@@ -702,7 +710,7 @@ def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, 
     with store.transaction() as conn:
         for p in pending:
             result = p.result
-            _move_to_quarantine(p, _store_conflicts(store, conn, p.kind, result.good), "conflicting_duplicate")
+            _move_to_quarantine(p, _store_conflicts(store, conn, p.kind, result.good), CONFLICT)
             _sort_bad(result)
             append = store.append_predictions if p.kind == "predictions" else store.append_outcomes
             res = append(result.good, conn=conn)

@@ -10,11 +10,28 @@ import typer
 from driftline.cli import _common
 
 _RANK = {"none": 0, "investigate": 1, "retrain": 2}
+STRICT_HELP = "Refuse (exit 2) a file with columns the contract does not name, instead of listing them."
 DECISION_EXIT = 3
 
 
-def _read(path: Path, what: str) -> Any:
+def _read(
+    path: Path,
+    what: str,
+    contract: Any,
+    *,
+    kinds: dict[str, str] | None = None,
+    strict_columns: bool = False,
+    also: tuple[str | None, ...] = (),
+    features: list[str] | None = None,
+) -> Any:
+    """Read a whole file; its columns must read as their types (one line and exit 2 otherwise).
+
+    Types come from ``contract``, else from ``kinds`` (a profile's features). Columns the
+    contract does not name are listed on stderr (refused with ``strict_columns``), and a missing
+    feature's message names them. Numeric features held as text come back as float64.
+    """
     from driftline.io import read_table
+    from driftline.validation.readable import check_readable, missing_message, note_unknown
 
     table = read_table(path)
     if table.bad_lines:
@@ -25,16 +42,35 @@ def _read(path: Path, what: str) -> Any:
         )
     if len(table.frame) == 0:
         raise _input_error(f"{path}: {what} file has no rows")
-    return table.frame
+    columns = [str(c) for c in table.frame.columns]
+    extra = tuple(a for a in also if a)
+    wanted = features or (list(contract.features) if contract is not None else list(kinds or {}))
+    missing = [f for f in wanted if f not in columns]
+    if missing:
+        if contract is not None:
+            raise _input_error(missing_message(path, missing, columns, contract))
+        raise _input_error(f"{path}: missing feature column(s): {', '.join(missing)}")
+    frame = check_readable(table, contract if contract is not None else (kinds or {}))
+    if contract is not None:
+        note = note_unknown(path, columns, contract, strict=strict_columns, also=extra)
+        if note:
+            typer.echo(note, err=True)
+    return frame
 
 
 def _fit(
-    path: Path, con: Any, s: Any, score_column: str | None, label_column: str | None, threshold: float | None
+    path: Path,
+    con: Any,
+    s: Any,
+    score_column: str | None,
+    label_column: str | None,
+    threshold: float | None,
+    strict_columns: bool = False,
 ) -> Any:
     """Fit a profile on a reference file; the contract's target is the label when the file has it."""
     from driftline.drift import fit_profile
 
-    ref = _read(path, "reference")
+    ref = _read(path, "reference", con, strict_columns=strict_columns, also=(score_column, label_column))
     label = label_column
     if label is None and con.target.name in ref.columns:
         label = con.target.name
@@ -109,6 +145,7 @@ def drift_command(
     fail_on: str = typer.Option(
         "none", "--fail-on", help=f"Exit {DECISION_EXIT} when the decision is at least this: none|investigate|retrain."
     ),
+    strict_columns: bool = typer.Option(False, "--strict-columns", help=STRICT_HELP),
 ) -> None:
     """Measure drift of a window (PSI, KL, JS per feature) and apply the trigger policy."""
     from driftline.drift import Profile, compare, compare_parquet, render_html
@@ -121,7 +158,7 @@ def drift_command(
     s = _common.settings()
     if reference is not None:
         con = _common.contract_for(contract, s)
-        prof = _fit(reference, con, s, score_column, label_column, threshold)
+        prof = _fit(reference, con, s, score_column, label_column, threshold, strict_columns)
     else:
         assert profile is not None
         prof = Profile.load(profile)
@@ -129,15 +166,37 @@ def drift_command(
         if con is not None:
             prof.check_contract(con)
     features = list(feature) if feature else None
+    kinds = {name: fp.kind for name, fp in prof.features.items()}
+    if features and any(f not in kinds for f in features):
+        features_known = None  # the comparison names the unknown feature(s)
+    else:
+        features_known = features
+    extra = tuple(
+        x.column for x in (prof.score, prof.label, prof.segments) if x is not None and getattr(x, "column", None)
+    )
     if _is_parquet(current):
         from driftline.io import check_input_file
+        from driftline.validation.readable import check_parquet_readable, missing_message, note_unknown
 
         if not current.exists():
             raise InputError(f"{current}: file not found")
         check_input_file(current)
+        wanted = features_known or list(kinds)
+        columns = check_parquet_readable(current, con if con is not None else kinds, [*wanted, *extra], batch_size)
+        missing = [f for f in wanted if f not in columns]
+        if missing and con is not None:
+            raise InputError(missing_message(current, missing, columns, con))
+        if missing:
+            raise InputError(f"{current}: missing feature column(s): {', '.join(missing)}")
+        if con is not None:
+            note = note_unknown(current, columns, con, strict=strict_columns, also=extra)
+            if note:
+                typer.echo(note, err=True)
         report = compare_parquet(prof, current, s.drift, batch_size, con, features=features)
     else:
-        frame = _read(current, "current")
+        frame = _read(
+            current, "current", con, kinds=kinds, strict_columns=strict_columns, also=extra, features=features_known
+        )
         report = compare(prof, frame, s.drift, con, features=features, source=str(current))
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
@@ -161,12 +220,13 @@ def profile_command(
     ),
     threshold: float | None = typer.Option(None, "--threshold", help="Deployed decision threshold on the score."),
     json_out: bool = typer.Option(False, "--json", help="Print a summary as JSON."),
+    strict_columns: bool = typer.Option(False, "--strict-columns", help=STRICT_HELP),
 ) -> None:
     """Fit a reference profile (bins, vocabularies, counts) and save it as versioned JSON."""
 
     s = _common.settings()
     con = _common.contract_for(contract, s)
-    prof = _fit(file, con, s, score_column, label_column, threshold)
+    prof = _fit(file, con, s, score_column, label_column, threshold, strict_columns)
     prof.save(out)
     summary = {
         "profile": str(out),

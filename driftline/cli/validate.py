@@ -10,24 +10,31 @@ import typer
 from driftline.cli._common import contract_for, emit_json, settings
 from driftline.validation.suite import DEFAULT_TOLERANCE
 
+STRICT_HELP = "Refuse (exit 2) a file with columns the contract does not name, instead of listing them."
 
-def _load(path: Path, contract: Any) -> tuple[Any, int]:
+
+def _load(path: Path, contract: Any, *, strict_columns: bool = False) -> tuple[Any, int, str | None]:
     """Read a batch with its timestamps as naive UTC datetimes (as the store keeps them).
 
+    Every contract column must read as its type (:func:`driftline.validation.readable.check_readable`:
+    one line and exit 2 naming the column and its first bad lines otherwise); columns the
+    contract does not name are refused with ``strict_columns``, else named in the returned note.
     Timestamps are read as ingest reads them (:func:`driftline.values.parse_times`: text,
     datetimes, or Unix-time numbers in the unit their magnitude implies); a value that cannot be
-    read becomes null, which the not-null expectation reports. Returns the frame and the number
-    of CSV lines that could not be split into fields.
+    read becomes null, which the not-null expectation reports. Returns the frame, the number of
+    CSV lines that could not be split into fields, and the note on unknown columns (or None).
     """
     from driftline.io import read_table
+    from driftline.validation.readable import check_readable, note_unknown
     from driftline.values import parse_times
 
     table = read_table(path)
-    frame = table.frame
+    frame = check_readable(table, contract)
+    note = note_unknown(table.path, list(frame.columns), contract, strict=strict_columns)
     ts = contract.timestamp
     if ts in frame.columns:
         frame[ts] = parse_times(frame[ts], f"{table.path}: timestamp column {ts!r}")
-    return frame, len(table.bad_lines)
+    return frame, len(table.bad_lines), note
 
 
 def _example_text(examples: list[Any]) -> str:
@@ -46,12 +53,14 @@ def validate_cmd(
     tolerance: float = typer.Option(
         DEFAULT_TOLERANCE, "--tolerance", min=0.0, help="Distribution bounds, in reference spreads."
     ),
+    strict_columns: bool = typer.Option(False, "--strict-columns", help=STRICT_HELP),
 ) -> None:
     """Validate a batch with the GX suite the contract implies; exit 0 pass, 1 fail, 2 unusable input.
 
     Unusable input: a file that cannot be read, or a batch that cannot be used as a whole (a
-    missing column, a column of the wrong type, fewer rows than --min-rows); that is one line on
-    stderr and exit 2. A batch whose rows break rules, or with broken CSV lines, fails with exit 1.
+    missing column, a column that cannot be read as its contract type, fewer rows than
+    --min-rows); that is one line on stderr and exit 2. A batch whose rows break rules, or with
+    broken CSV lines, fails with exit 1. Columns the contract does not name are listed on stderr.
     """
     from driftline.errors import InputError
     from driftline.validation import validate_frame
@@ -63,10 +72,18 @@ def validate_cmd(
 
         ref = Profile.load(profile)
         ref.check_contract(c)
-    frame, bad_lines = _load(file, c)
+    frame, bad_lines, note = _load(file, c, strict_columns=strict_columns)
     result = validate_frame(frame, c, ref, docs_dir=docs, min_rows=min_rows, tolerance=tolerance)
     if result.batch_error:
-        raise InputError(f"{file}: batch unusable: {result.batch_error}")
+        from driftline.validation.readable import unknown_columns
+
+        message = f"{file}: batch unusable: {result.batch_error}"
+        unknown = unknown_columns(list(frame.columns), c)
+        if result.batch_error.startswith("missing column") and unknown:
+            message += f"; columns not in the contract: {', '.join(unknown[:10])} (renamed?)"
+        raise InputError(message)
+    if note:
+        typer.echo(note, err=True)
     ok = result.success and bad_lines == 0
     payload = {"file": str(file), **result.to_dict(), "bad_lines": bad_lines}
     payload["success"] = ok
@@ -108,6 +125,7 @@ def skew_cmd(
         help="Write the suggested renames into the contract as an 'aliases:' block (review the diff; comments "
         "in the file are not kept).",
     ),
+    strict_columns: bool = typer.Option(False, "--strict-columns", help=STRICT_HELP),
 ) -> None:
     """Find training-serving skew; exit 1 when it would block promotion (key feature, medium/high)."""
     from driftline.errors import InputError
@@ -117,7 +135,9 @@ def skew_cmd(
     contract_path = contract if contract is not None else settings().contract
     frames = {}
     for side, path in (("training", training), ("serving", serving)):
-        frame, _ = _load(path, c)
+        frame, _, note = _load(path, c, strict_columns=strict_columns)
+        if note:
+            typer.echo(note, err=True)
         if frame.empty:
             raise InputError(f"{path}: no rows ({side} side)")
         frames[side] = frame

@@ -27,7 +27,7 @@ import pandas as pd
 
 from driftline.contract import Contract
 from driftline.errors import InputError
-from driftline.ingest import _INTEGRAL_TEXT, MAX_FIELD_CHARS, check_predictions
+from driftline.ingest import _INTEGRAL_TEXT, CONFLICT, CONFLICT_REASONS, MAX_FIELD_CHARS, check_predictions
 from driftline.values import parse_times
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -42,7 +42,8 @@ _RULES = {
     "wrong_type": "type",
     "out_of_range": "range",
     "unknown_category": "vocabulary",
-    "duplicate_request_id": "duplicate",
+    "duplicate_request_id": "duplicate",  # the within-batch key of older versions
+    CONFLICT: "duplicate",
 }
 
 
@@ -351,7 +352,8 @@ def _admit_checked(records: list[Any], single: bool, contract: Contract, stamp: 
     frame[c.timestamp] = pd.Series(times, dtype="datetime64[us]")
     frame = frame[c.row_columns]
     if problems:
-        raise DoorError(422, problems + _row_problems(frame, contract, where))
+        named = {i for i, p in enumerate_records(problems) if p.rule == "duplicate"}
+        raise DoorError(422, problems + _row_problems(frame, contract, where, named))
     checked = check_predictions(frame, contract, "request")
     if len(checked.good) != len(frame):
         raise DoorError(422, _row_problems(frame, contract, where) or [Problem("records", "invalid", "bad records")])
@@ -366,7 +368,17 @@ def _missing(v: Any) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
 
-def _row_problems(frame: pd.DataFrame, contract: Contract, where: Any) -> list[Problem]:
+def enumerate_records(problems: list[Problem]) -> list[tuple[int, Problem]]:
+    """(record index, problem) for problems that name a record (a single-record body is record 0)."""
+    return [(0 if p.record is None else p.record, p) for p in problems]
+
+
+def _row_problems(
+    frame: pd.DataFrame,
+    contract: Contract,
+    where: Any,
+    named_duplicates: set[int] = frozenset(),  # type: ignore[assignment]
+) -> list[Problem]:
     """Every problem check_predictions finds, by record: re-check bad rows with reported fields fixed."""
     c = contract
     problems: list[Problem] = []
@@ -383,22 +395,24 @@ def _row_problems(frame: pd.DataFrame, contract: Contract, where: Any) -> list[P
             i = positions[pos - 1]
             kind, _, rest = reason.partition(":")
             kind = kind.split(" ", 1)[0]
-            if kind == "duplicate_request_id":  # reported by admit, which checks ids first
+            if kind in CONFLICT_REASONS:
+                # ids equal once canonical (1 and "1"); those equal as sent were named by admit already
+                if i not in named_duplicates:
+                    problems.append(
+                        Problem(c.request_id, "duplicate", "request id repeats within the request", where(i))
+                    )
                 continue
             name, _, detail = rest.partition(" (")
             name = name.strip() or {
                 "missing_request_id": c.request_id,
                 "missing_entity_id": c.entity_id,
                 "bad_timestamp": c.timestamp,
-                "duplicate_request_id": c.request_id,
             }.get(kind, "record")
             detail = detail.removesuffix(")")
             if kind == "null":
                 message = f"{name!r} must not be null"
             elif kind.startswith("missing_"):
                 message = f"{name!r} must not be empty"
-            elif kind == "duplicate_request_id":
-                message = "request id repeats within the request"
             else:
                 message = f"{name!r}: {detail or kind.replace('_', ' ')}"
             problems.append(Problem(name, _RULES.get(kind, kind), message, where(i)))

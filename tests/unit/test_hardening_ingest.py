@@ -98,6 +98,37 @@ def test_conflicts_between_files_of_one_batch(tmp_path, contract_file, capsys):
     assert (report["stored"], report["by_reason"]) == (1, {"conflicting_duplicate": 1})
 
 
+def test_same_id_other_content_within_one_file_is_a_conflicting_duplicate(tmp_path, contract_file, capsys):
+    from driftline.ingest import CONFLICT_REASONS, WITHIN_BATCH_CONFLICT
+
+    lines = [_row("r1"), _row("r2"), _row("r1", country="GB"), _row("r2"), _row("r1", tenure="11")]
+    for name in ("a.csv", "a.parquet"):
+        path = _csv(tmp_path, "a.csv", lines)
+        if name.endswith(".parquet"):
+            pd.read_csv(path).to_parquet(tmp_path / name)
+            path = str(tmp_path / name)
+        report = _ingest(capsys, path, "--contract", contract_file)
+        assert report["by_reason"] == {"conflicting_duplicate": 2}
+        assert (report["rows_in"], report["stored"], report["duplicates_skipped"]) == (
+            5,
+            2 if "csv" in name else 0,
+            1 if "csv" in name else 3,
+        )
+    store = _store()
+    q = store.read_quarantine()
+    assert set(q["reason"]) == {WITHIN_BATCH_CONFLICT}
+    assert sorted(q["row_number"].astype(int)) == [3, 4, 5, 6]  # CSV lines 4 and 6, Parquet rows 3 and 5
+    assert WITHIN_BATCH_CONFLICT.split(" (")[0] in CONFLICT_REASONS and "duplicate_request_id" in CONFLICT_REASONS
+    assert _counts(store) == (2, 0, 4)
+
+
+def test_outcome_request_id_repeated_within_a_file_with_another_label_is_a_conflict(tmp_path, contract_file, capsys):
+    lines = ["r1,u1,1,2026-01-12", "r1,u1,0,2026-01-12", "r2,u2,0,2026-01-12", "r2,u2,0,2026-01-12"]
+    report = _ingest(capsys, _csv(tmp_path, "o.csv", lines, OUTCOMES), "--contract", contract_file)
+    assert (report["stored"], report["duplicates_skipped"], report["by_reason"]) == (2, 1, {"conflicting_duplicate": 1})
+    assert _reasons(_store()) == {3: "conflicting_duplicate"}
+
+
 OUTCOMES = "request_id,user_id,churned,observed_time"
 
 

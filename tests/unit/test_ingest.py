@@ -26,7 +26,7 @@ BAD = {
     "wrong_type:auto_renew": "r8,u8,2026-01-05T13:00:00,US,free,10,0.5,maybe",
     "bad_timestamp": "r9,u9,not-a-time,US,free,10,0.5,true",
     "missing_request_id": ",u10,2026-01-05T13:00:00,US,free,10,0.5,true",
-    "duplicate_request_id": "r1,u1,2026-01-05T10:00:00,US,pro,99,0.5,true",  # same id, other content
+    "conflicting_duplicate": "r1,u1,2026-01-05T10:00:00,US,pro,99,0.5,true",  # same id, other content
     "unparseable_line": "r11,u11,2026-01-05T13:00:00,US,free,10,0.5,true,EXTRA",
 }
 EXACT_COPY = GOOD[1]

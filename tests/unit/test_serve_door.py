@@ -135,3 +135,8 @@ def test_too_many_bytes_or_records_is_413(contract):
     recs = [dict(GOOD, request_id=f"r{i}") for i in range(4)]
     assert _problems(contract, {"records": recs}, max_records=3) == (413, [("body", "size", None)])
     assert len(admit(json.dumps({"records": recs}).encode(), contract, max_records=4).rows) == 4
+
+
+def test_ids_equal_only_once_canonical_are_a_duplicate(contract):
+    recs = [dict(GOOD, request_id=1), dict(GOOD, request_id="1", tenure_days=16)]
+    assert _problems(contract, {"records": recs}) == (422, [("request_id", "duplicate", 1)])
