@@ -15,6 +15,7 @@ set to empty text are errors. A ``DRIFTLINE_*`` variable that is neither a setti
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import stat
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -263,6 +264,42 @@ class GateSettings(_Section):
     auto_promote: bool = True
 
 
+class RolloutSettings(_Section):
+    """How a challenger goes from shadow to serving everyone (see ``driftline.rollout``)."""
+
+    steps: list[float] = Field(
+        default=[1.0, 5.0, 10.0, 25.0, 50.0, 100.0],
+        description="Canary shares in percent, increasing, ending at 100 (then the challenger is promoted).",
+    )
+    shadow_share: float = Field(default=100.0, gt=0, le=100, description="Percent of requests shadow-scored.")
+    interval_seconds: float = Field(default=300.0, gt=0, description="Time between two rollout decisions.")
+    min_shadow_requests: int = Field(default=500, ge=1, description="Shadow-scored requests before shadow can pass.")
+    min_requests: int = Field(default=200, ge=1, description="Challenger-served requests before a step can pass.")
+    min_labelled: int = Field(
+        default=100, ge=1, description="Labelled rows of each variant before the quality guardrail can pass."
+    )
+    min_positives: int = Field(default=10, ge=1, description="Positive labels of each variant, likewise.")
+    require_labels: bool = Field(
+        default=True, description="Canary steps need labelled outcomes to pass (False: operational checks only)."
+    )
+    hold_drop: float = Field(default=0.03, ge=0, description="Relative metric drop that holds a step (investigate).")
+    revert_drop: float = Field(default=0.10, gt=0, description="Relative metric drop that reverts the rollout.")
+    min_agreement: float = Field(
+        default=0.5, ge=0, le=1, description="Shadow: share of requests labelled alike below which the rollout reverts."
+    )
+    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="Shadow/challenger failures that revert.")
+    latency_ratio: float = Field(
+        default=2.0, gt=0, description="Challenger p99 latency above this times the champion's (+5 ms) reverts."
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_increase_to_100(cls, v: list[float]) -> list[float]:
+        if not v or any(b <= a for a, b in itertools.pairwise(v)) or v[-1] != 100 or v[0] <= 0:
+            raise ValueError("steps must increase, start above 0 and end at 100")
+        return v
+
+
 class Settings(BaseSettings):
     """Validated settings; build with :func:`load_settings`."""
 
@@ -280,6 +317,7 @@ class Settings(BaseSettings):
     sampling: SamplingSettings = SamplingSettings()
     training: TrainingSettings = TrainingSettings()
     gates: GateSettings = GateSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @classmethod
     def settings_customise_sources(

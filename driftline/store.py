@@ -165,7 +165,31 @@ class Store:
             sa.Column("key", sa.String, primary_key=True),
             sa.Column("value", sa.Text, nullable=False),
         )
-        return {"predictions": predictions, "outcomes": outcomes, "quarantine": quarantine, "store_meta": meta}
+        rollout = sa.Table(
+            "rollout_scores",
+            md,
+            # What each variant scored while a rollout ran, keyed by request and variant: the
+            # served answer (champion or challenger) and the challenger's shadow score of the same
+            # request. served_us is when the gateway scored it, so a rollout step reads its own
+            # interval whatever event times the requests carry.
+            sa.Column("request_id", sa.String, primary_key=True),
+            sa.Column("variant", sa.String, primary_key=True),
+            sa.Column("model_name", sa.String, nullable=False),
+            sa.Column("model_version", sa.String, nullable=False),
+            sa.Column("entity_id", sa.String, nullable=False),
+            sa.Column("score", sa.Float),
+            sa.Column("predicted_label", sa.String),
+            sa.Column("latency_ms", sa.Float),
+            sa.Column("error", sa.String),
+            sa.Column("served_us", sa.BigInteger, nullable=False, index=True),
+        )
+        return {
+            "predictions": predictions,
+            "outcomes": outcomes,
+            "quarantine": quarantine,
+            "store_meta": meta,
+            "rollout_scores": rollout,
+        }
 
     def create(self) -> Store:
         """Create missing tables; refuse a store that was made for a different contract."""
@@ -289,6 +313,70 @@ class Store:
         A row with a known request id but a later ``observed_time`` is a correction and is kept.
         """
         return self._append(self.tables["outcomes"], frame, [OUTCOME_TIME], conn)
+
+    ROLLOUT_COLUMNS = (
+        "request_id",
+        "variant",
+        "model_name",
+        "model_version",
+        "entity_id",
+        "score",
+        "predicted_label",
+        "latency_ms",
+        "error",
+        "served_us",
+    )
+
+    def append_rollout_scores(self, rows: Sequence[dict[str, Any]], conn: Connection | None = None) -> int:
+        """Append rollout scores (see the ``rollout_scores`` table); a known (request, variant) is skipped."""
+        if not rows:
+            return 0
+        names = list(self.ROLLOUT_COLUMNS)
+        sql = self._insert_sql(self.tables["rollout_scores"], names)
+        values = [tuple(r.get(n) for n in names) for r in rows]
+        with self._conn(conn) as c:
+            return max(0, int(c.exec_driver_sql(sql, values).rowcount))
+
+    def read_rollout_scores(self, model_name: str, since_us: int = 0, until_us: int | None = None) -> pd.DataFrame:
+        """Rollout scores of ``model_name`` served in [since_us, until_us), oldest first."""
+        t = self.tables["rollout_scores"]
+        q = sa.select(*[t.c[n] for n in self.ROLLOUT_COLUMNS]).where(
+            t.c.model_name == model_name, t.c.served_us >= int(since_us)
+        )
+        if until_us is not None:
+            q = q.where(t.c.served_us < int(until_us))
+        with self.engine.connect() as c:
+            rows = c.execute(q.order_by(t.c.served_us, t.c.request_id)).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=list(self.ROLLOUT_COLUMNS))
+
+    def prediction_features(self, request_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+        """The request id and ``columns`` of the logged predictions with these ids."""
+        t = self.tables["predictions"]
+        rid = self.contract.request_id
+        cols = [rid, *[c for c in columns if c != rid]]
+        ids = list(dict.fromkeys(str(i) for i in request_ids))
+        out: list[tuple] = []
+        with self.engine.connect() as c:
+            for i in range(0, len(ids), 5000):
+                q = sa.select(*[t.c[n] for n in cols]).where(t.c[rid].in_(ids[i : i + 5000]))
+                out.extend(tuple(r) for r in c.execute(q))
+        return pd.DataFrame(out, columns=cols)
+
+    def labels_for(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The latest observed label of each request id that has one."""
+        if not request_ids:
+            return {}
+        t = self.tables["outcomes"]
+        rid, target = self.contract.request_id, self.contract.target.name
+        out: dict[str, tuple[int, str]] = {}
+        ids = list(dict.fromkeys(str(i) for i in request_ids))
+        with self.engine.connect() as c:
+            for i in range(0, len(ids), 5000):
+                q = sa.select(t.c[rid], t.c[target], t.c[OUTCOME_TIME]).where(t.c[rid].in_(ids[i : i + 5000]))
+                for r, label, when in c.execute(q):
+                    if r not in out or when > out[r][0]:
+                        out[r] = (when, label)
+        return {k: v[1] for k, v in out.items()}
 
     def quarantine(
         self,

@@ -140,6 +140,10 @@ class _MlflowBackend:
         with self.translate():
             self.client.set_registered_model_alias(self.name, alias, version)
 
+    def delete_alias(self, alias: str) -> None:
+        with self.translate():
+            self.client.delete_registered_model_alias(self.name, alias)
+
 
 class _RestBackend:
     """Registry calls over MLflow's REST API with the standard library (no MLflow import).
@@ -237,3 +241,6 @@ class _RestBackend:
 
     def set_alias(self, alias: str, version: str) -> None:
         self.call("POST", "registered-models/alias", {"name": self.name, "alias": alias, "version": version})
+
+    def delete_alias(self, alias: str) -> None:
+        self.call("DELETE", "registered-models/alias", {"name": self.name, "alias": alias})

@@ -826,13 +826,13 @@ class ModelRegistry:
         actual = self._backend.model_state().aliases.get(move.alias)
         if actual == move.to_version:
             state, note = "done", "completed by repair: the alias had moved"
-        elif actual == move.from_version and move.to_version is not None:
+        elif actual == move.from_version:
             # The move was checked (rule, compare-and-set) when its intent was written: finish it,
             # unless someone settled it first (only the one who wins the row may touch MLflow).
             if not self.store.renew(move.seq, move.holder, self.move_lease, new_holder=holder_id()):
                 return None
             try:
-                self._backend.set_alias(move.alias, move.to_version)
+                self._apply_alias(move.alias, move.to_version)
                 state, note = "done", "completed by repair after the process that started it stopped"
             except _NotFoundError:
                 state, note = "aborted", f"aborted by repair: version {move.to_version} no longer exists"
@@ -847,6 +847,21 @@ class ModelRegistry:
         if state == "done":
             self._mirror(settled)
         return settled
+
+    def _apply_alias(self, alias: str, version: str | None) -> None:
+        """Point ``alias`` at ``version`` in MLflow, or remove it (None)."""
+        if version is None:
+            with contextlib.suppress(_NotFoundError):
+                self._backend.delete_alias(alias)
+        else:
+            self._backend.set_alias(alias, version)
+
+    def clear_alias(self, alias: str, *, reason: str, actor: str, expect_from: str | None = _UNSET) -> AliasMove:
+        """Remove ``alias`` through the same compare-and-set path (``champion`` cannot be cleared)."""
+        self._check_alias(alias)
+        if alias == "champion":
+            raise RefusedError("the champion alias cannot be cleared; roll back to a version instead", code="refused")
+        return self._move(alias, lambda _c, _m: None, kind="clear", reason=reason, actor=actor, expect_from=expect_from)
 
     def _mirror(self, move: AliasMove) -> None:
         """One line on the registered model saying what the last move was (best effort)."""
@@ -949,7 +964,7 @@ class ModelRegistry:
     def _move(
         self,
         alias: str,
-        target: Callable[[str | None, Callable[[], list[AliasMove]]], str],
+        target: Callable[[str | None, Callable[[], list[AliasMove]]], str | None],
         *,
         kind: str,
         reason: str,
@@ -1005,7 +1020,11 @@ class ModelRegistry:
             base = AliasMove(0, _now(), actor, alias, current, to_version, reason, kind=kind, prev_seq=prev)
             if current == to_version:
                 return replace(base, changed=False, note=f"{alias} already at {to_version}")
-            refusals = promotion_refusals(self._info(self._version_data(to_version), with_metrics=False))
+            refusals = (
+                []
+                if to_version is None
+                else promotion_refusals(self._info(self._version_data(to_version), with_metrics=False))
+            )
             if refusals and not force:
                 raise RefusedError(
                     f"version {to_version} may not become {alias}: {'; '.join(refusals)}; nothing changed",
@@ -1035,7 +1054,7 @@ class ModelRegistry:
                         f"process as {settled.state if settled else 'missing'}; nothing changed (see models history)"
                     )
                 try:
-                    self._backend.set_alias(alias, to_version)
+                    self._apply_alias(alias, to_version)
                 except Exception as e:
                     with contextlib.suppress(DriftlineError):
                         self.store.settle(intent.seq, "aborted", f"aborted: {_first_line(e)}"[:500])

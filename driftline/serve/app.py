@@ -16,20 +16,25 @@ positive label is a boolean.
 import hmac
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from driftline.contract import Contract
+from driftline.rollout import bucket, serves_challenger
 from driftline.serve.door import MAX_BODY_BYTES, MAX_RECORDS, Door, DoorError, Problem
 from driftline.serve.metrics import ServeMetrics
+from driftline.serve.shadow import Shadow
 from driftline.serve.watcher import Served, Watcher
 from driftline.serve.writer import DEFAULT_BATCH_ROWS, DEFAULT_CAPACITY, DEFAULT_FLUSH_SECONDS, LogWriter
 
 log = logging.getLogger("driftline.serve")
 
 VARIANT = "champion"
+CHALLENGER = "challenger"
+SHADOW = "shadow"
 INLINE_BODY_BYTES = 16 * 1024
 """Bodies up to this size are scored on the event loop (about a millisecond); larger ones in a thread."""
 ADMIN_TOKEN_ENV = "DRIFTLINE_ADMIN_TOKEN"
@@ -80,6 +85,13 @@ class Gateway:
         self.flush_seconds = flush_seconds
         self.writer: LogWriter | None = None
         self.watcher: Watcher | None = None
+        self.challenger: Watcher | None = None
+        self.rollout_log: LogWriter | None = None
+        self.shadow: Shadow | None = None
+        self.rollout: Any = None  # the model's Rollout row as last read (phase, share)
+        self._rollouts: Any = None
+        self._follow_stop = threading.Event()
+        self._follower: threading.Thread | None = None
         self.metrics = ServeMetrics(lambda: 0 if self.writer is None else self.writer.depth)
         self.model_name = settings.model_name
         self._store: Any = None
@@ -111,11 +123,80 @@ class Gateway:
         if self.watcher.current is None and result.error is None:
             log.warning("no %s for model %s yet; /readyz answers 503 until one is set", VARIANT, self.model_name)
         self.watcher.start()
+        self._open_rollout(registry)
+
+    def _open_rollout(self, registry: Any) -> None:
+        """Follow the ``challenger`` alias and the rollout row; start the shadow scorer and its log."""
+        from driftline.registry.rollouts import RolloutStore
+
+        self.rollout_log = LogWriter(
+            self._store.append_rollout_scores,
+            capacity=self.queue_capacity * 2,
+            batch_rows=self.batch_rows,
+            flush_seconds=self.flush_seconds,
+            on_dropped=lambda n: self.metrics.dropped.inc(n),
+        ).start()
+        self.shadow = Shadow(
+            self._log_shadow,
+            capacity=self.queue_capacity,
+            on_skipped=lambda n: self.metrics.shadow_skipped.inc(n),
+            on_error=lambda n: self.metrics.errors.labels(reason="shadow").inc(n),
+        ).start()
+        self.challenger = Watcher(
+            registry,
+            alias="challenger",
+            poll_seconds=self.poll_seconds,
+            on_failure=lambda _m: self.metrics.reload_failures.inc(),
+            make_scorer=self._scorer,
+        )
+        self._rollouts = RolloutStore(registry.store)
+        self._follow_once()
+        self._follow_stop.clear()
+        self._follower = threading.Thread(target=self._follow, name="driftline-rollout-follower", daemon=True)
+        self._follower.start()
+
+    def _follow_once(self) -> None:
+        """Re-read the rollout row, and load the challenger while a rollout is active."""
+        try:
+            r = self._rollouts.get(self.model_name)
+        except Exception as e:  # the store is down: keep the last view, say so once per poll
+            log.error("cannot read the rollout state: %s", " ".join(str(e).split())[:200])
+            return
+        if r is not None and r.active and self.challenger is not None:
+            self.challenger.check()
+        before = self.rollout
+        if r is not None and (
+            before is None or (r.rollout_id, r.phase, r.share) != (before.rollout_id, before.phase, before.share)
+        ):
+            log.warning("rollout %s of version %s: %s at %g%%", r.rollout_id, r.challenger, r.phase, r.share)
+            self.metrics.canary_share.set(r.share if r.active else 0.0)
+        self.rollout = r
+
+    def _follow(self) -> None:
+        while not self._follow_stop.wait(self.poll_seconds):
+            self._follow_once()
+
+    def _live_challenger(self) -> tuple[Any, Served | None]:
+        """The active rollout and its loaded challenger (None when it is not the rollout's version)."""
+        r = self.rollout
+        if r is None or not r.active or self.challenger is None:
+            return r, None
+        ch = self.challenger.current
+        return r, (ch if ch is not None and ch.version == r.challenger else None)
 
     def close(self) -> None:
-        """Stop following the alias; drain the log writer."""
+        """Stop following the aliases; drain the shadow scorer and the log writers."""
+        self._follow_stop.set()
+        if self._follower is not None:
+            self._follower.join(10)
         if self.watcher is not None:
             self.watcher.stop()
+        if self.challenger is not None:
+            self.challenger.stop()
+        if self.shadow is not None:
+            self.shadow.stop()
+        if self.rollout_log is not None:
+            self.rollout_log.stop()
         if self.writer is not None:
             left = self.writer.stop()
             log.warning("log writer drained: %d rows written, %d not", self.writer.written, left)
@@ -166,8 +247,16 @@ class Gateway:
             self.metrics.errors.labels(reason="no_model").inc()
             return 503, {"detail": f"no {VARIANT} model loaded yet"}, {"Retry-After": "1"}
         rows = admitted.records
+        rollout, challenger = self._live_challenger()
+        c = self.contract
+        variants = [VARIANT] * len(rows)
+        if challenger is not None and rollout.phase == "canary":
+            variants = [
+                CHALLENGER if serves_challenger(self.model_name, r[c.entity_id], rollout.share) else VARIANT
+                for r in rows
+            ]
         try:
-            scores = (served.scorer or self._scorer(served.pipeline))(rows).tolist()
+            scores, versions, failed = self._score(rows, variants, served, challenger)
         except Exception as e:
             self.metrics.errors.labels(reason="scoring").inc()
             message = " ".join(str(e).split())[:300]
@@ -175,17 +264,17 @@ class Gateway:
             return 500, {"detail": f"scoring failed: {type(e).__name__}: {message}"}, {}
         pos, neg = self.labels
         latency_ms = (time.perf_counter() - started) * 1000.0
-        rid = self.contract.request_id
+        rid = c.request_id
         logged: list[dict[str, Any]] = []
         out: list[dict[str, Any]] = []
-        for row, s in zip(rows, scores, strict=True):
+        for row, s, variant, version in zip(rows, scores, variants, versions, strict=True):
             label = pos if s >= self.threshold else neg
             logged.append(
                 {
                     **row,
                     "model_name": served.model,
-                    "model_version": served.version,
-                    "variant": VARIANT,
+                    "model_version": version,
+                    "variant": variant,
                     "score": s,
                     "predicted_label": str(label),
                     "latency_ms": latency_ms,
@@ -197,16 +286,114 @@ class Gateway:
                     "score": s,
                     "label": label,
                     "model": served.model,
-                    "version": served.version,
-                    "variant": VARIANT,
+                    "version": version,
+                    "variant": variant,
                 }
             )
         if not self.writer.offer(logged):
             self.metrics.errors.labels(reason="backpressure").inc()
             return 503, {"detail": "the prediction log is full or closing; retry later"}, {"Retry-After": "1"}
-        self.metrics.records.labels(variant=VARIANT).inc(len(out))
-        self.metrics.latency.labels(variant=VARIANT).observe(time.perf_counter() - started)
+        if rollout is not None and rollout.active:
+            self._log_rollout(rollout, logged, failed, challenger)
+        for variant in set(variants):
+            self.metrics.records.labels(variant=variant).inc(variants.count(variant))
+        self.metrics.latency.labels(variant=variants[0]).observe(time.perf_counter() - started)
         return 200, (out[0] if admitted.single else {"predictions": out}), {}
+
+    def _score(
+        self, rows: list[dict[str, Any]], variants: list[str], champion: Served, challenger: Served | None
+    ) -> tuple[list[float], list[str], list[str]]:
+        """Scores and versions per row; a challenger that fails falls back to the champion (ids listed)."""
+        scores: list[float] = [0.0] * len(rows)
+        versions = [champion.version] * len(rows)
+        failed: list[str] = []
+        mine = [i for i, v in enumerate(variants) if v == CHALLENGER]
+        if mine and challenger is not None:
+            try:
+                got = (challenger.scorer or self._scorer(challenger.pipeline))([rows[i] for i in mine]).tolist()
+                for i, s in zip(mine, got, strict=True):
+                    scores[i], versions[i] = s, challenger.version
+            except Exception as e:  # never fail a request for the challenger: the champion answers
+                message = " ".join(str(e).split())[:200]
+                log.error("challenger version %s failed, champion answered: %s", challenger.version, message)
+                self.metrics.errors.labels(reason="challenger").inc(len(mine))
+                failed = [rows[i][self.contract.request_id] for i in mine]
+                for i in mine:
+                    variants[i] = VARIANT
+                mine = []
+        rest = [i for i in range(len(rows)) if i not in set(mine)]
+        if rest:
+            got = (champion.scorer or self._scorer(champion.pipeline))([rows[i] for i in rest]).tolist()
+            for i, s in zip(rest, got, strict=True):
+                scores[i] = s
+        return scores, versions, failed
+
+    def _log_rollout(self, rollout: Any, logged: list[dict[str, Any]], failed: list[str], challenger: Any) -> None:
+        """Keep what each variant answered during a rollout; hand the champion's rows to the shadow scorer."""
+        c = self.contract
+        now = int(time.time() * 1e6)
+        rows = [
+            {
+                "request_id": r[c.request_id],
+                "variant": r["variant"],
+                "model_name": r["model_name"],
+                "model_version": r["model_version"],
+                "entity_id": r[c.entity_id],
+                "score": r["score"],
+                "predicted_label": r["predicted_label"],
+                "latency_ms": r["latency_ms"],
+                "error": None,
+                "served_us": now,
+            }
+            for r in logged
+        ]
+        rows += [
+            {
+                "request_id": rid,
+                "variant": CHALLENGER,
+                "model_name": self.model_name,
+                "model_version": rollout.challenger,
+                "entity_id": "",
+                "score": None,
+                "predicted_label": None,
+                "latency_ms": None,
+                "error": "challenger failed; the champion answered",
+                "served_us": now,
+            }
+            for rid in failed
+        ]
+        if self.rollout_log is not None:
+            self.rollout_log.offer(rows)
+        if rollout.phase != "shadow" or challenger is None or self.shadow is None:
+            return
+        share = self.settings.rollout.shadow_share
+        keep = [i for i, r in enumerate(logged) if share >= 100 or bucket(self.model_name, r[c.request_id]) < share]
+        if keep:
+            feats = [{n: logged[i].get(n) for n in c.feature_names} for i in keep]
+            meta = [
+                {
+                    "request_id": logged[i][c.request_id],
+                    "entity_id": logged[i][c.entity_id],
+                    "model_name": self.model_name,
+                    "served_us": now,
+                }
+                for i in keep
+            ]
+            self.shadow.offer(challenger, feats, meta)
+
+    def _log_shadow(self, rows: list[dict[str, Any]]) -> None:
+        """The shadow scorer's results, as rollout rows with ``variant=shadow``."""
+        pos, neg = self.labels
+        out = [
+            dict(
+                r,
+                variant=SHADOW,
+                predicted_label=None if r["score"] is None else str(pos if r["score"] >= self.threshold else neg),
+            )
+            for r in rows
+        ]
+        if self.rollout_log is not None and not self.rollout_log.offer(out):
+            self.metrics.shadow_skipped.inc(len(out))
 
     # -- admin ---------------------------------------------------------------------------
     def authorised(self, header: str | None) -> int:

@@ -47,6 +47,14 @@ class ServeMetrics:
         self.dropped = Counter(
             "driftline_serve_log_rows_dropped", "Accepted rows that never reached the store (must stay 0).", registry=r
         )
+        self.shadow_skipped = Counter(
+            "driftline_serve_shadow_skipped",
+            "Requests not shadow-scored because the shadow queue was full.",
+            registry=r,
+        )
+        self.canary_share = Gauge(
+            "driftline_serve_canary_share", "Percent of entities the challenger serves.", registry=r
+        )
         self.quarantined = Counter(
             "driftline_serve_log_rows_quarantined",
             "Logged rows the store's checks refused, kept in quarantine with a reason (expected 0).",

@@ -58,9 +58,11 @@ def settings_for(path: Path) -> Any:
     return load_settings(path, **data)
 
 
-def register_version(reg: ModelRegistry, labelled: pd.DataFrame, contract: Any, estimator: str, key: str) -> str:
+def register_version(
+    reg: ModelRegistry, labelled: pd.DataFrame, contract: Any, estimator: str, key: str, seed: int = 0
+) -> str:
     """Train ``estimator`` on the labelled rows and register it as a driftline version."""
-    model = training.train(labelled, contract, TrainingSettings(estimator=estimator))
+    model = training.train(labelled, contract, TrainingSettings(estimator=estimator, seed=seed))
     return reg.register_candidate(
         pipeline=model.pipeline,
         input_example=training.features_frame(labelled.head(3), contract),
