@@ -22,7 +22,7 @@ Recovery of a policy = sum over post-onset weeks of (AP_policy - AP_never) divid
 sum for ``oracle`` (the gaps are summed first). Retrains count runs that trained a candidate
 after the bootstrap. Results are printed and written to ``/tmp/driftline-bench-replay.json``.
 
-    .venv/bin/python bench/bench_replay.py [--quick]
+    .venv/bin/python bench/bench_replay.py [--quick] [--reuse earlier.json]
 """
 
 from __future__ import annotations
@@ -207,6 +207,7 @@ def replay(policy: str, stream: Stream, template: Path, root: Path, cfg: Config,
                     "test_window": (s.get("window") or {}).get("split", {}).get("test_start"),
                     "train_seconds": round(trained, 3),
                     "step_seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+                    "metric": metric_evidence(outcome),
                 }
             )
             if policy == "weekly":
@@ -225,6 +226,26 @@ def replay(policy: str, stream: Stream, template: Path, root: Path, cfg: Config,
     ctx.store.dispose()
     out.followup = followup(out, models, stream, weeks)
     return out
+
+
+def metric_evidence(outcome: Any) -> dict[str, Any] | None:
+    """The numbers the metric trigger judged: reference and current metric, both errors, the CUSUM."""
+    a = outcome.parts.get("assessment")
+    if a is None or not a.performance:
+        return None
+    from driftline.drift.policy import metric_gap
+
+    perf, metric = a.performance, "average_precision"
+    gap = metric_gap(perf, metric)
+    iv = perf.get("interval") or {}
+    return {
+        "reference": (perf.get("change", {}).get(metric) or {}).get("reference"),
+        "current": (perf.get("change", {}).get(metric) or {}).get("current"),
+        "se": iv.get("se"),
+        "reference_se": iv.get("reference_se"),
+        "deficit": None if gap is None else gap.deficit,
+        "cusum": (a.state or {}).get("metric_cusum"),
+    }
 
 
 def followup(r: Replay, models: dict[str, Any], stream: Stream, weeks: range, horizon: int = 4) -> list[dict[str, Any]]:
@@ -359,9 +380,11 @@ def print_stream(a: dict[str, Any]) -> None:
     for run in a["runs"]["drift"]:
         cmp_ = run["comparison"] or {}
         ci = f" paired Δ {fmt(cmp_.get('estimate'))} [{fmt(cmp_.get('low'))}, {fmt(cmp_.get('high'))}]" if cmp_ else ""
+        m = run.get("metric") or {}
+        z = f" deficit {fmt(m.get('deficit'), '+.2f')} se, CUSUM {fmt(m.get('cusum'), '.2f')}" if m else ""
         print(
             f"  week {run['week']:2d}: {run['action']:<18s} decision={run['decision']} "
-            f"trigger={run['trigger']} codes={','.join(run['codes'])} champion AP {fmt(run['champion_ap'])}{ci}"
+            f"trigger={run['trigger']} codes={','.join(run['codes'])} champion AP {fmt(run['champion_ap'])}{ci}{z}"
         )
     for name in ("weekly", "drift"):
         print_followup(name, a["followup"][name])
@@ -419,11 +442,51 @@ def code_state() -> dict[str, Any]:
     }
 
 
+REUSED = ("never", "weekly", "oracle", "all_history")
+
+
+def load_reuse(path: Path, cfg: Config) -> dict[str, Any]:
+    """An earlier run's JSON, checked to be of the same configuration."""
+    previous = json.loads(path.read_text())
+    if previous.get("config") != cfg.__dict__:
+        raise SystemExit(f"--reuse {path}: config {previous.get('config')} differs from {cfg.__dict__}")
+    return previous
+
+
+def reused_replays(a: dict[str, Any]) -> dict[str, Replay]:
+    """never and weekly (with oracle and all_history) of one stream, rebuilt from an earlier run's JSON."""
+    out = {}
+    p = a["policies"]
+    for name in ("never", "weekly"):
+        r = Replay(name)
+        r.ap = {int(w): v for w, v in p[name]["ap"].items()}
+        r.served = {int(w): v for w, v in a["served"][name].items()}
+        r.runs = a["runs"][name]
+        r.train_seconds, r.run_seconds = p[name]["train_seconds"], p[name]["run_seconds"]
+        r.followup = a["followup"][name]
+        out[name] = r
+    out["weekly"].extra = {
+        "oracle": {int(w): v for w, v in p["oracle"]["ap"].items()},
+        "all_history": {int(w): v for w, v in p["all_history"]["ap"].items()},
+        "all_history_seconds": {0: p["all_history"]["train_seconds"]},
+        "all_history_rows": {0: float(a["all_history_rows"])},
+    }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a ~2-minute smoke run (smaller streams, fewer weeks)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT_JSON)
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="take never / weekly / oracle / all_history from this earlier JSON (same config and seed) and "
+        "replay only the drift policy: a trigger change does not alter them (never is not retrained, weekly "
+        "is forced every week and the gates are unchanged); the figures say they were reused",
+    )
     args = ap.parse_args()
     cfg = QUICK if args.quick else Config()
     warnings.filterwarnings("ignore")
@@ -448,12 +511,17 @@ def main() -> None:
         "streams": [],
     }
     print(f"code: {results['code']}")
+    previous = load_reuse(args.reuse, cfg) if args.reuse else None
+    if previous is not None:
+        results["reused"] = {"from": str(args.reuse), "code": previous.get("code"), "policies": REUSED}
     try:
         for i, stream in enumerate(streams):
             base = root / f"s{i}"
             template = make_template(base, stream, cfg)
-            reps = {}
+            reps = reused_replays(previous["streams"][i]) if previous is not None else {}
             for policy in ("never", "weekly", "drift"):
+                if policy in reps:
+                    continue
                 t = time.perf_counter()
                 reps[policy] = replay(policy, stream, template, base, cfg, range(FIRST_RUN_WEEK, last + 1))
                 print(f"[{stream.name}] {policy}: {time.perf_counter() - t:.1f} s", flush=True)
@@ -464,10 +532,14 @@ def main() -> None:
         template = make_template(base, stable, cfg)
         reps = {}
         for policy in ("weekly", "drift"):
+            if previous is not None and policy == "weekly":
+                continue
             t = time.perf_counter()
             reps[policy] = replay(policy, stable, template, base, cfg, range(FIRST_RUN_WEEK, stable.weeks))
             print(f"[{stable.name}] {policy}: {time.perf_counter() - t:.1f} s", flush=True)
         st = stable_figures(stable, reps)
+        if previous is not None:
+            st = {**st, "weekly": previous["stable"]["weekly"]}
         results["stable"] = st
         print(f"\n## {stable.name}: {stable.description}")
         for name in ("weekly", "drift"):

@@ -191,6 +191,28 @@ class DriftSettings(_Section):
         ge=0,
         description="Weeks in a row of 'investigate' for one champion after which the policy retrains (0: never).",
     )
+    metric_cusum_slack: float = Field(
+        default=0.5,
+        ge=0,
+        description="CUSUM slack k: the weekly metric shortfall, in combined standard errors, tolerated as noise.",
+    )
+    metric_cusum_threshold: float = Field(
+        default=3.5,
+        ge=0,
+        description="CUSUM threshold h: retrain when the champion's accumulated shortfall reaches it (0: off).",
+    )
+    metric_drop_single_week_se: float = Field(
+        default=2.33,
+        ge=0,
+        description="With the CUSUM on, one week at the retrain band retrains alone only with a shortfall of at "
+        "least this many combined standard errors (2.33: one-sided 99%); below, it investigates.",
+    )
+    settle_weeks: int = Field(
+        default=3,
+        ge=0,
+        description="After a triggered retrain was promoted, retrain again each week while the previous one "
+        "promoted, at most this many more weeks (the new regime settling; 0: off).",
+    )
     reference_min_rows: int = Field(
         default=1000, ge=1, description="Rows a version's drift reference needs; the test week is topped up to it."
     )

@@ -359,6 +359,7 @@ class DriftAssessment:
     performance: dict[str, Any] | None = None
     champion_scores: np.ndarray | None = None  # on the refreshed test set, for the paired comparison
     codes: list[dict[str, Any]] = field(default_factory=list)  # structured reasons (drift.policy.Reason)
+    state: dict[str, float] = field(default_factory=dict)  # carried to the next week (the metric CUSUM)
 
     def summary(self) -> dict[str, Any]:
         flagged = {}
@@ -373,6 +374,7 @@ class DriftAssessment:
             "trigger": self.trigger,
             "reasons": self.reasons,
             "codes": self.codes,
+            "state": self.state,
             "flagged": flagged,
         }
 
@@ -393,10 +395,12 @@ def assess_drift(
     ``prior`` are the earlier weeks' decisions, newest first (:meth:`DecisionLog.before`): when
     this week says *investigate* for the champion that already had ``investigate_escalate_weeks
     - 1`` such weeks in a row, the concern has persisted and the policy retrains — once per
-    episode, since that retrain week breaks the run.
+    episode, since that retrain week breaks the run. The metric CUSUM continues from last
+    week's value (:func:`cusum_carried`), and a champion that a triggered retrain just promoted
+    is re-checked while the new regime settles (:func:`settle`).
     """
     from driftline.drift import compare, decide, performance_drift
-    from driftline.drift.policy import Decision, Reason, metric_decision
+    from driftline.drift.policy import Decision, Reason, performance_decision
     from driftline.labels import binary_target
     from driftline.training import score
 
@@ -408,6 +412,7 @@ def assess_drift(
     w = datasets.weights()
     scores = score(champion.pipeline, datasets.test, contract)
     reference = {k: v for k, v in champion.test_metrics.items()}
+    carried = cusum_carried(prior, champion.version)
     perf = None
     if reference:
         perf = performance_drift(reference, y, scores, threshold, w)
@@ -420,18 +425,21 @@ def assess_drift(
         frame = recent.copy()
         frame[SCORE] = score(champion.pipeline, recent, contract)
         report = compare(profile, frame, settings.drift, contract)
-        decision = decide(report, settings.drift, perf, settings.gates.primary_metric)
+        decision = decide(report, settings.drift, perf, settings.gates.primary_metric, carried)
     else:
         why = "no recent traffic" if len(recent) == 0 else "the champion's reference profile does not fit this contract"
-        level, metric_reasons = metric_decision(perf, settings.drift, settings.gates.primary_metric)
+        level, metric_reasons, state = performance_decision(
+            perf, settings.drift, settings.gates.primary_metric, carried
+        )
         decision = Decision.of(
-            level, [*metric_reasons, Reason("drift_not_measured", "none", f"{why}: drift not measured")]
+            level, [*metric_reasons, Reason("drift_not_measured", "none", f"{why}: drift not measured")], state
         )
     codes = list(decision.codes)
     action, cause = decision.action, decision.cause
     action, cause, codes = escalate(
         action, cause, codes, prior, champion.version, settings.drift.investigate_escalate_weeks
     )
+    action, cause, codes = settle(action, cause, codes, prior, champion, settings.drift.settle_weeks)
     if trigger == "drift":
         # The drift monitor's policy already decided; this run retrains on its alert and says so.
         alerted = f" (alerted features: {', '.join(alerted_features)})" if alerted_features else ""
@@ -444,8 +452,81 @@ def assess_drift(
         codes.insert(0, Reason("scheduled", "retrain", "retrain on every scheduled run"))
         action, cause = "retrain", "schedule"
     return DriftAssessment(
-        action, cause, [r.text for r in codes], report, champion_metrics, perf, scores, [r.to_dict() for r in codes]
+        action,
+        cause,
+        [r.text for r in codes],
+        report,
+        champion_metrics,
+        perf,
+        scores,
+        [r.to_dict() for r in codes],
+        dict(decision.state),
     )
+
+
+def cusum_carried(prior: Sequence[Any], champion_version: str) -> float:
+    """Last week's metric CUSUM for this champion: 0 for a new champion and after a retrain week.
+
+    A retrain week answered the alarm (its candidate was judged on the same rows); if the
+    champion is still serving, the evidence against it starts over. A week without a value
+    (metric not judged, or an older log row) carries 0.
+    """
+    from driftline.drift.policy import CUSUM
+
+    if not prior:
+        return 0.0
+    last = prior[0]
+    if last.champion_version != champion_version or last.action == "retrain":
+        return 0.0
+    value = (getattr(last, "state", None) or {}).get(CUSUM)
+    return float(value) if value is not None and math.isfinite(float(value)) else 0.0
+
+
+_NOT_TRIGGERED = frozenset({"forced", "scheduled", "no_champion"})
+"""Codes of retrains the policy did not ask for: a promotion after them starts no settle re-check."""
+
+
+def settle(
+    action: str, cause: str | None, codes: list[Any], prior: Sequence[Any], champion: Champion, need: int
+) -> tuple[str, str | None, list[Any]]:
+    """Re-check a champion that a triggered retrain just promoted, while the new regime settles.
+
+    A retrain the policy asked for (a drift or metric reason) that was promoted means the world
+    moved; that candidate trained on a window straddling the move. Each following week the
+    window holds more of the new world, so the policy retrains again (``settle_recheck``) as
+    long as the previous retrain was promoted, at most ``need`` weeks after the one that started
+    the episode (a triggered retrain promoted during the run still counts as one of them); the
+    first candidate that does not beat the champion on the paired test ends it (the regime has
+    settled).
+    """
+    from driftline.drift.policy import DRIFT_CODES, Reason
+
+    if action == "retrain" or not need or not prior:
+        return action, cause, codes
+    last = prior[0]
+    # The champion must be the one last week's run registered against its champion (not a rollback).
+    if last.action != "retrain" or champion.tags.get("parent_version") != (last.champion_version or ""):
+        return action, cause, codes
+    # The run of consecutive retrain weeks, newest first, each of which replaced its champion.
+    links, current = [], champion.version
+    for d in prior:
+        if d.action != "retrain" or d.champion_version == current:
+            break
+        links.append(d)
+        current = d.champion_version
+    origin = links[-1] if links else None  # the retrain that started the episode
+    if origin is None or "settle_recheck" in origin.codes or _NOT_TRIGGERED & set(origin.codes):
+        return action, cause, codes
+    done = len(links) - 1  # promoted retrains since the one that started the episode
+    if done >= need:
+        return action, cause, codes
+    text = (
+        f"champion {champion.version} was promoted by a triggered retrain last week; re-check {done + 1} "
+        f"of at most {need} while the new regime settles (ends at the first candidate that does not beat it)"
+    )
+    first = Reason("settle_recheck", "retrain", text, None, float(done + 1), float(need))
+    moved = bool(DRIFT_CODES & set(origin.codes))
+    return "retrain", "drift" if moved else "performance", [first, *codes]
 
 
 def escalate(
@@ -492,6 +573,7 @@ def record_decision(
         champion.version if champion else None,
         assessment.action,
         [str(c.get("code")) for c in assessment.codes],
+        assessment.state,
     )
 
 

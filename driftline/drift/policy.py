@@ -11,8 +11,19 @@ Rules, all thresholds from :class:`driftline.settings.DriftSettings` (``driftlin
   metric dropped by at least ``metric_drop_investigate`` outside its uncertainty (or by the
   retrain band but within it); and, if ``segments_investigate`` is on, when a segment has a
   feature at ``alert``.
+- **retrain** also when the metric's shortfall *accumulates*: each week's deficit of the
+  champion against its reference, in units of the combined standard error
+  ``d = (ref - cur) / sqrt(se_ref² + se_now²)``, feeds a one-sided CUSUM
+  ``S = max(0, S_prev + d - metric_cusum_slack)``; at ``S ≥ metric_cusum_threshold`` the
+  policy retrains (``metric_cusum``). A slow ramp that is never significant in one week adds
+  up; noise (mean deficit 0) drifts back to 0. ``S_prev`` comes from the decision log and
+  starts at 0 for a new champion and after a retrain week (the alarm was answered). When the
+  CUSUM can be evaluated, a single week at the retrain band retrains on its own only with a
+  shortfall ≥ ``metric_drop_single_week_se`` standard errors, else it investigates
+  (:func:`performance_decision`).
 - The metric trigger needs ``min_labelled_rows`` labelled test rows with
-  ``min_labelled_positives`` positives; below that it says so and does not fire.
+  ``min_labelled_positives`` positives; below that it says so and does not fire (the CUSUM
+  carries its value over unchanged).
 - otherwise **none**. Features with ``insufficient_data`` never trigger; if no feature had
   enough rows, the reason says so.
 
@@ -21,6 +32,7 @@ Every reason names the feature (or metric), its value and the threshold it cross
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +47,9 @@ _TOL = 1e-9  # a drop of exactly 10% computes as 0.0999999...; count it as 10%
 
 DRIFT_CODES = frozenset({"key_feature_alert", "features_at_warn", "score_alert"})
 """Retrain reasons that mean the inputs or scores moved (trigger ``drift``); the rest are ``performance``."""
+
+CUSUM = "metric_cusum"
+"""The decision-state key (and reason code) of the metric CUSUM, kept in the decision log."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +84,11 @@ class Decision:
     action: Action
     reasons: list[str] = field(default_factory=list)
     codes: list[Reason] = field(default_factory=list, compare=False)
+    state: dict[str, float] = field(default_factory=dict, compare=False)  # carried to next week (CUSUM)
 
     @classmethod
-    def of(cls, action: Action, codes: list[Reason]) -> Decision:
-        return cls(action, [r.text for r in codes], list(codes))
+    def of(cls, action: Action, codes: list[Reason], state: dict[str, float] | None = None) -> Decision:
+        return cls(action, [r.text for r in codes], list(codes), dict(state or {}))
 
     @property
     def cause(self) -> str | None:
@@ -82,7 +98,12 @@ class Decision:
         return "drift" if any(r.code in DRIFT_CODES for r in self.codes) else "performance"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reasons": list(self.reasons), "codes": [r.to_dict() for r in self.codes]}
+        return {
+            "action": self.action,
+            "reasons": list(self.reasons),
+            "codes": [r.to_dict() for r in self.codes],
+            "state": dict(self.state),
+        }
 
 
 def _describe(f: FeatureDrift) -> str:
@@ -113,23 +134,43 @@ def _base_rate_shift(performance: dict[str, Any]) -> tuple[float, float] | None:
     return (float(p0), float(p1)) if abs(p1 - p0) / p0 >= 0.1 else None
 
 
-def metric_decision(
-    performance: dict[str, Any] | None, settings: DriftSettings, metric: str
-) -> tuple[Action, list[Reason]]:
-    """What the primary metric alone says: its drop, judged against its own uncertainty and sample."""
+@dataclass(frozen=True)
+class MetricGap:
+    """The champion's metric now against its reference, on the scale the policy judges it.
+
+    ``reference``/``current`` are the metric itself, or for average precision after the
+    positive rate moved ≥ 10 %, its lift over that rate ((AP - π)/(1 - π)). ``se`` is the
+    combined standard error of ``reference - current`` (√(se_ref² + se_now²), on the same
+    scale), ``None`` when either measurement's error is unknown.
+    """
+
+    metric: str
+    label: str
+    reference: float
+    current: float
+    relative: float
+    se: float | None = None
+    margin: float | None = None  # z·se at metric_drop_confidence (the single-week bar)
+    high: float | None = None  # one-sided upper bound of the current value, when no margin
+
+    @property
+    def deficit(self) -> float | None:
+        """``(reference - current) / se``: the week's shortfall in standard errors (None without se)."""
+        if self.se is None or not self.se > 0:
+            return None
+        return (self.reference - self.current) / self.se
+
+
+def metric_gap(performance: dict[str, Any] | None, metric: str) -> MetricGap | None:
+    """The gap the metric rules judge, or None when there is nothing to judge (no reference)."""
     drop = _metric_drop(performance, metric)
     if drop is None or performance is None:
-        return "none", []
-    labelled = performance.get("labelled") or {}
-    if labelled and not labelled.get("sufficient", True):
-        text = (
-            f"metric trigger not evaluated: {labelled.get('n')} labelled test rows with {labelled.get('positives')} "
-            f"positives (needs ≥ {labelled.get('min_rows')} and ≥ {labelled.get('min_positives')})"
-        )
-        return "none", [Reason("metric_insufficient_labels", "none", text, metric, labelled.get("n"))]
+        return None
     rel, ref, cur = drop
     interval = performance.get("interval") or {}
     margin = interval.get("significance_margin")
+    se_now, se_ref = interval.get("se"), interval.get("reference_se")
+    se = math.hypot(float(se_now), float(se_ref)) if se_now is not None and se_ref is not None else None
     label = metric
     shift = _base_rate_shift(performance) if metric == "average_precision" else None
     if shift is not None:
@@ -137,18 +178,46 @@ def metric_decision(
         p0, p1 = shift
         ref, cur = (ref - p0) / (1 - p0), (cur - p1) / (1 - p1)
         if ref <= 0:
-            return "none", []
+            return None
         rel = (ref - cur) / ref
         margin = None if margin is None else margin / (1 - p1)
+        se = None if se is None else se / (1 - p1)
         label = f"{metric} (lift over the positive rate {p0:.3f} → {p1:.3f})"
+    high = interval.get("high")
+    return MetricGap(metric, label, ref, cur, rel, se, margin, None if high is None else float(high))
+
+
+def _insufficient(performance: dict[str, Any] | None, metric: str) -> Reason | None:
+    labelled = (performance or {}).get("labelled") or {}
+    if not labelled or labelled.get("sufficient", True):
+        return None
+    text = (
+        f"metric trigger not evaluated: {labelled.get('n')} labelled test rows with {labelled.get('positives')} "
+        f"positives (needs ≥ {labelled.get('min_rows')} and ≥ {labelled.get('min_positives')})"
+    )
+    return Reason("metric_insufficient_labels", "none", text, metric, labelled.get("n"))
+
+
+def metric_decision(
+    performance: dict[str, Any] | None, settings: DriftSettings, metric: str
+) -> tuple[Action, list[Reason]]:
+    """What the primary metric alone says this week: its drop, judged against its own uncertainty and sample."""
+    gap = metric_gap(performance, metric)
+    if gap is None:
+        return "none", []
+    short = _insufficient(performance, metric)
+    if short is not None:
+        return "none", [short]
+    rel, ref, cur, margin = gap.relative, gap.reference, gap.current, gap.margin
     if margin is not None:
         significant = ref - cur > margin
         span = f"; the drop must exceed {margin:.4f} given both measurements' uncertainty"
     else:
-        high = interval.get("high")
+        high = gap.high
         significant = high is None or high < ref
-        span = "" if high is None else f"; {interval.get('upper_confidence', 0.9):.0%} upper bound {high:.4f}"
-    text = f"{label} dropped {rel:.1%} relative ({ref:.4f} → {cur:.4f}{span})"
+        conf = ((performance or {}).get("interval") or {}).get("upper_confidence", 0.9)
+        span = "" if high is None else f"; {conf:.0%} upper bound {high:.4f}"
+    text = f"{gap.label} dropped {rel:.1%} relative ({ref:.4f} → {cur:.4f}{span})"
     if rel >= settings.metric_drop_retrain - _TOL:
         if significant:
             band = settings.metric_drop_retrain
@@ -171,13 +240,94 @@ def metric_decision(
     return "none", []
 
 
+def cusum_step(previous: float, deficit: float, slack: float) -> float:
+    """One step of a one-sided (upper) CUSUM: ``max(0, previous + deficit - slack)``.
+
+    ``deficit`` is the week's shortfall in standard errors; ``slack`` (k) is the shortfall per
+    week that is tolerated as noise. Never negative; a run of deficits below the slack drains it.
+    """
+    return max(0.0, float(previous) + float(deficit) - float(slack))
+
+
+def cusum_decision(
+    performance: dict[str, Any] | None, settings: DriftSettings, metric: str, previous: float = 0.0
+) -> tuple[Action, list[Reason], float | None]:
+    """The sequential rule: this week's deficit added to the champion's running CUSUM.
+
+    Returns the action, its reasons and the new CUSUM value (``previous`` unchanged when the
+    metric could not be judged this week; ``None`` when the rule is off or has no standard error).
+    """
+    h, k = settings.metric_cusum_threshold, settings.metric_cusum_slack
+    if not h:
+        return "none", [], None
+    gap = metric_gap(performance, metric)
+    if gap is None or _insufficient(performance, metric) is not None:
+        return "none", [], float(previous)
+    d = gap.deficit
+    if d is None:
+        return "none", [], None
+    s = cusum_step(previous, d, k)
+    text = (
+        f"{gap.label}: the champion's shortfall accumulated to {s:.2f} standard errors over the weeks "
+        f"(this week {d:+.2f} se: {gap.reference:.4f} → {gap.current:.4f}, se {gap.se:.4f}; "
+        f"CUSUM with slack {k:g}, retrain at ≥ {h:g})"
+    )
+    if s >= h - _TOL:
+        return "retrain", [Reason(CUSUM, "retrain", text, metric, s, h)], s
+    if s > 0:
+        return "none", [Reason(CUSUM, "none", text, metric, s, h)], s
+    return "none", [], s
+
+
+def performance_decision(
+    performance: dict[str, Any] | None, settings: DriftSettings, metric: str, cusum_previous: float = 0.0
+) -> tuple[Action, list[Reason], dict[str, float]]:
+    """Both metric rules: this week's drop, and the CUSUM over weeks; the stronger level wins.
+
+    When the CUSUM can be evaluated (both standard errors known), a single week at the retrain
+    band retrains on its own only when its shortfall is ≥ ``metric_drop_single_week_se``
+    standard errors (one-sided 99 %); below that it says *investigate* (a drop of about 1.3
+    standard errors is what unchanged data shows one week in ten) and the CUSUM decides; a
+    week with a shortfall ≥ threshold + slack fires the CUSUM at once.
+    Without standard errors (versions registered before they were stored) the single-week
+    band retrains as before.
+    """
+    level, reasons = metric_decision(performance, settings, metric)
+    c_level, c_reasons, s = cusum_decision(performance, settings, metric, cusum_previous)
+    state = {} if s is None else {CUSUM: s}
+    d = None if s is None else getattr(metric_gap(performance, metric), "deficit", None)
+    if s is not None and level == "retrain" and (d is None or d < settings.metric_drop_single_week_se - _TOL):
+        level = "investigate"
+        h = settings.metric_cusum_threshold
+        reasons = [
+            Reason(
+                r.code,
+                "investigate",
+                f"{r.text}; one week alone does not retrain: the CUSUM decides ({s:.2f} of {h:g})",
+                r.feature,
+                r.value,
+                r.threshold,
+            )
+            for r in reasons
+        ]
+    rank = {"none": 0, "investigate": 1, "retrain": 2}
+    if rank[c_level] > rank[level]:
+        level = c_level
+    return level, [*reasons, *c_reasons], state
+
+
 def decide(
     report: DriftReport,
     settings: DriftSettings,
     performance: dict[str, Any] | None = None,
     primary_metric: str = "average_precision",
+    cusum_previous: float = 0.0,
 ) -> Decision:
-    """Apply the trigger policy (module docstring) to a report; ``performance`` overrides the report's."""
+    """Apply the trigger policy (module docstring) to a report; ``performance`` overrides the report's.
+
+    ``cusum_previous`` is the champion's metric CUSUM after last week (0 for a new champion);
+    the decision's ``state`` holds this week's value for the decision log.
+    """
     retrain: list[Reason] = []
     investigate: list[Reason] = []
     feats = list(report.by_severity())
@@ -206,12 +356,10 @@ def decide(
         investigate.append(Reason("score_warn", "investigate", f"model score {_describe(s)}", s.name, s.psi, bar(s)))
 
     perf = performance if performance is not None else report.performance
-    level, metric_reasons = metric_decision(perf, settings, primary_metric)
-    if level == "retrain":
-        retrain += metric_reasons
-    elif level == "investigate":
-        investigate += metric_reasons
-    notes = metric_reasons if level == "none" else []
+    _, metric_reasons, state = performance_decision(perf, settings, primary_metric, cusum_previous)
+    notes = [r for r in metric_reasons if r.level == "none"]
+    retrain += [r for r in metric_reasons if r.level == "retrain"]
+    investigate += [r for r in metric_reasons if r.level == "investigate"]
 
     if settings.segments_investigate and report.segments:
         for value, seg in report.segments.get("values", {}).items():
@@ -221,13 +369,16 @@ def decide(
                 investigate.append(Reason("segment_alert", "investigate", text, ",".join(hot)))
 
     if retrain:
-        return Decision.of("retrain", retrain + investigate)
+        return Decision.of("retrain", retrain + investigate + notes, state)
     if investigate:
-        return Decision.of("investigate", investigate)
+        return Decision.of("investigate", investigate + notes, state)
     if feats and all(f.severity == "insufficient_data" for f in feats):
         text = f"insufficient data: the window has {report.n_current} rows (severity needs ≥ {settings.min_rows})"
         return Decision.of(
             "none",
             [Reason("insufficient_data", "none", text, None, float(report.n_current), settings.min_rows), *notes],
+            state,
         )
-    return Decision.of("none", [Reason("stable", "none", "no feature, score or metric crossed a threshold"), *notes])
+    return Decision.of(
+        "none", [Reason("stable", "none", "no feature, score or metric crossed a threshold"), *notes], state
+    )

@@ -28,7 +28,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -624,10 +624,14 @@ class WeeklyDecision:
     champion_version: str | None
     action: str
     codes: tuple[str, ...]
+    state: Mapping[str, float] = field(default_factory=dict)  # what the policy carries over (the metric CUSUM)
 
 
 def _decision(row: Any) -> WeeklyDecision:
-    return WeeklyDecision(row.week, row.champion_version, row.action, tuple(json.loads(row.codes or "[]")))
+    # ``codes`` holds a JSON list of codes, or {"codes": [...], "state": {...}} when there is state.
+    raw = json.loads(row.codes or "[]")
+    codes, state = (raw.get("codes", []), raw.get("state") or {}) if isinstance(raw, dict) else (raw, {})
+    return WeeklyDecision(row.week, row.champion_version, row.action, tuple(codes), dict(state))
 
 
 class DecisionLog:
@@ -636,15 +640,26 @@ class DecisionLog:
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
 
-    def record(self, model: str, week: str, champion_version: str | None, action: str, codes: Sequence[str]) -> None:
+    def record(
+        self,
+        model: str,
+        week: str,
+        champion_version: str | None,
+        action: str,
+        codes: Sequence[str],
+        state: Mapping[str, float] | None = None,
+    ) -> None:
         """Keep the week's decision; a rerun of the same week replaces it (the runs agree by construction)."""
         d = self.store.t["decisions"]
+        payload: Any = list(codes)
+        if state:
+            payload = {"codes": list(codes), "state": {k: float(v) for k, v in state.items()}}
         row = {
             "model_name": model,
             "week": week,
             "champion_version": champion_version,
             "action": action,
-            "codes": json.dumps(list(codes)),
+            "codes": json.dumps(payload),
             "recorded_us": _now_us(),
         }
         with self.store._begin() as conn:
