@@ -33,7 +33,7 @@ import pandas as pd
 from driftline.contract import Contract
 from driftline.errors import RefusedError
 from driftline.metrics import bootstrap_interval, classification_metrics, paired_difference
-from driftline.registry.rollouts import Rollout, RolloutStore
+from driftline.registry.rollouts import FINAL, Rollout, RolloutStore
 from driftline.settings import RolloutSettings
 
 Action = Literal["hold", "investigate", "advance", "promote", "revert", "abort"]
@@ -358,7 +358,8 @@ def _quality(rollout: Rollout, ev: Evidence, s: RolloutSettings, metric: str) ->
 class RolloutRunner:
     """Start, step, pause, resume and abort the rollout of one model (registry + store + rollout rows)."""
 
-    def __init__(self, registry: Any, store: Any, contract: Contract, settings: Any) -> None:
+    def __init__(self, registry: Any, store: Any | None, contract: Contract | None, settings: Any) -> None:
+        """``store`` and ``contract`` are needed by :meth:`step` only (it reads the evidence)."""
         self.registry = registry
         self.store = store
         self.contract = contract
@@ -400,6 +401,12 @@ class RolloutRunner:
     def step(self, *, actor: str = "rollout", rng: np.random.Generator | None = None) -> RolloutDecision:
         """Take one decision for the active rollout and apply it (nothing to do: action hold, no rollout)."""
         r = self.rollouts.get(self.model)
+        if r is not None and r.phase in FINAL and self.registry.alias_version(CHALLENGER) == r.challenger:
+            # the share went to 0 but clearing the alias failed (a retry lands here): finish it
+            text = "; ".join(str(x.get("text", "")) for x in r.reasons)[:400] or r.last_action
+            self.registry.clear_alias(
+                CHALLENGER, reason=f"rollout {r.last_action}: {text}", actor=actor, expect_from=r.challenger
+            )
         if r is None or not r.active:
             return RolloutDecision("hold", [Why("no_rollout", "hold", "no active rollout")], None, r)
         champion = self.registry.alias_version("champion")
@@ -414,6 +421,8 @@ class RolloutRunner:
         if self.registry.alias_version(CHALLENGER) != r.challenger:
             why = [Why("challenger_moved", "abort", f"challenger alias no longer points at version {r.challenger}")]
             return self._apply_final(r, "aborted", "abort", why, None, actor)
+        if self.store is None or self.contract is None:
+            raise RefusedError("a rollout decision needs the store and the contract", code="refused")
         g = self.settings.gates
         ev = gather(
             self.store,

@@ -283,7 +283,13 @@ class GateSettings(_Section):
     )
     confidence: float = Field(default=0.95, gt=0.5, lt=1, description="Confidence of the bootstrap intervals.")
     bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
-    auto_promote: bool = True
+    auto_promote: bool = Field(
+        default=False,
+        description=(
+            "Promote a passing candidate at once (True), or leave it as challenger for the rollout (False). "
+            "The first version of a model is always promoted: there is no champion to roll out against."
+        ),
+    )
 
 
 class RolloutSettings(_Section):

@@ -949,7 +949,10 @@ def register_candidate(
     if gates.passed and (result.created or unfinished):
         if info is None or "challenger" not in info.aliases:
             registry.set_alias("challenger", result.version, reason=f"passed gates ({trigger})", actor=actor)
-        if settings.gates.auto_promote and (info is None or "champion" not in info.aliases):
+        # Without a champion there is nothing to roll out against: the first version is champion at
+        # once. After that a passing candidate stays challenger for the rollout unless auto_promote.
+        promote_now = settings.gates.auto_promote or previous is None
+        if promote_now and (info is None or "champion" not in info.aliases):
             try:
                 # Compare-and-set: only replace the champion this candidate was judged against.
                 registry.promote(

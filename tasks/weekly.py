@@ -103,4 +103,19 @@ def run_week(
     create_markdown_artifact(
         weekly.summary_markdown(outcome.summary), key="weekly-run", description=outcome.summary["action"]
     )
+    announce_challenger(ctx.settings.model_name, outcome.summary)
     return outcome
+
+
+def announce_challenger(model: str, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Emit ``driftline.challenger.registered`` for a new passing candidate left for the rollout."""
+    from tasks.rollout import emit_challenger_registered
+
+    r = summary.get("registration") or {}
+    passed = bool((summary.get("gates") or {}).get("passed"))
+    if not (r.get("created") and passed and not r.get("promoted")):
+        return None
+    payload = {"model": model, "version": str(r["version"]), "previous_champion": r.get("previous_champion")}
+    trigger = (summary.get("drift") or {}).get("trigger")
+    emit_challenger_registered(model, payload["version"], payload["previous_champion"], trigger)
+    return payload

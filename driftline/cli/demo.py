@@ -32,6 +32,8 @@ def _write_config(home: Path, contract_path: Path) -> Path:
                 "model_name": "churn-demo",
                 "windows": {"train_weeks": 3, "test_weeks": 1, "label_delay_days": 7, "backtest_folds": 2},
                 "training": {"estimator_params": {"max_iter": 80}},
+                # The demo promotes passing candidates at once; the rollout path is driftline rollout.
+                "gates": {"auto_promote": True},
             },
             sort_keys=False,
         )

@@ -118,7 +118,17 @@ def test_paths_in_order(world):
     assert state.is_completed(), state.message
     s = state.result()
     assert s["drift"]["action"] == "retrain" and s["drift"]["trigger"] == "performance", s["drift"]
-    assert s["action"] == "promoted", s.get("gates")
+    # By default a passing candidate is left as challenger for the rollout (auto_promote: false)
+    assert s["action"] == "registered" and s["gates"]["passed"], s.get("gates")
+    assert reg.get("2").aliases == ("challenger",) and reg.champion().version == "1"
+    from tasks.weekly import announce_challenger
+
+    assert announce_challenger("churn-test", s) == {"model": "churn-test", "version": "2", "previous_champion": "1"}
+    # ... and with auto_promote the same week's rerun promotes it (the version is found, not retrained)
+    state = _run(world, week(10), auto_promote=True)
+    s = state.result()
+    assert s["registration"]["created"] is False and s["registration"]["promoted"] is True, s["registration"]
+    assert announce_challenger("churn-test", s) is None
     v2 = reg.champion()
     assert v2.version == "2"
     assert v2.tags["trigger"] == "performance" and v2.tags["parent_version"] == "1"
@@ -142,14 +152,14 @@ def test_paths_in_order(world):
     assert ra["created"] is True and rb["created"] is False and ra["version"] == rb["version"] == "3"
     assert reg.get("3").aliases == ("challenger",) and reg.champion().version == "2"
     # As if the first run had crashed before promoting: a rerun with promotion on finishes the move.
-    c = rerun()
+    c = rerun(auto_promote=True)
     assert c.is_completed(), c.message
     assert c.result()["registration"] == {**ra, "created": False, "promoted": True}
     assert reg.champion().version == "3" and len(reg.list_versions()) == 3
     assert [(m.from_version, m.to_version) for m in reg.history("champion")][-1] == ("2", "3")
     # Superseded: once another version is champion, rerunning the old run moves nothing back.
     reg.rollback(to_version="2", reason="test", actor="test")
-    d = rerun()
+    d = rerun(auto_promote=True)
     assert d.result()["registration"]["promoted"] is False and reg.champion().version == "2"
 
     # 5. Gate failure: an impossible margin -> registered without aliases, champion untouched.

@@ -62,6 +62,9 @@ def world(tmp_path) -> dict[str, Any]:
                 "windows": {"train_weeks": 3, "test_weeks": 1, "label_delay_days": 7, "backtest_folds": 0},
                 "sampling": {"test_size": 300},
                 "training": {"estimator_params": {"max_iter": 30}, "min_train_rows": 100, "training_sample_rows": 500},
+                # Promote at once: this test follows the alert -> retrain -> rollback path; the
+                # rollout path (a challenger left for the rollout deployment) is tested on its own.
+                "gates": {"auto_promote": True},
             }
         )
     )
@@ -146,6 +149,7 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
                     "drift-monitor/daily-drift-monitor",
                     "refresh-and-retrain/retrain-on-drift",
                     "rollback/rollback",
+                    "rollout/rollout",
                 )
             }
             weekly = deps["refresh-and-retrain/weekly-refresh-retrain"]
@@ -162,6 +166,8 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
             assert on_drift.parameters == {"trigger": "drift"}
             automations = client.read_automations_by_name("driftline-retrain-on-drift-alert")
             assert len(automations) == 1 and automations[0].enabled
+            on_challenger = client.read_automations_by_name("driftline-rollout-on-challenger")
+            assert len(on_challenger) == 1 and on_challenger[0].enabled
 
             worker_cmd = [str(BIN / "prefect"), "worker", "start", "--pool", "driftline", "--type", "process"]
             worker_cmd += ["--name", "system-test-worker", "--install-policy", "never"]

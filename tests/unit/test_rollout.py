@@ -344,3 +344,15 @@ def test_clearing_an_alias_goes_through_the_compare_and_set_path(fresh):
     assert reg.history("challenger")[-1] == move
     with pytest.raises(RefusedError):
         reg.clear_alias("champion", reason="no", actor="t")
+
+
+def test_a_revert_whose_alias_clear_failed_is_finished_by_the_next_step(fresh):
+    w, runner = fresh
+    r = runner.start(w["v2"], actor="test")
+    # as if the process stopped after the share went to 0 and before the alias was cleared
+    runner.rollouts.update(r, phase="reverted", share=0.0, last_action="revert", reasons=[{"text": "breach"}])
+    assert w["reg"].alias_version("challenger") == w["v2"]
+    d = runner.step(actor="test")
+    assert d.action == "hold" and d.reasons[0].code == "no_rollout"
+    assert w["reg"].alias_version("challenger") is None
+    assert "rollout revert: breach" in w["reg"].history("challenger")[-1].reason
