@@ -9,6 +9,7 @@ encoder is told explicitly what to do with them (see :data:`ESTIMATORS`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -383,6 +384,10 @@ class _FastScorer:
         self.plan = plan
         self.aliases = aliases
         self.positive = positive
+        self.predict: Callable[[np.ndarray], np.ndarray] = model.predict_proba
+        if isinstance(model, HistGradientBoostingClassifier):
+            with contextlib.suppress(AttributeError, TypeError, ValueError, KeyError, IndexError):
+                self.predict = _HGBDirect(model, plan)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         if not rows:
@@ -403,7 +408,7 @@ class _FastScorer:
                     if alias:
                         text = alias.get(text, text)
                     x[i, j] = codes.get(text, unknown)  # type: ignore[union-attr]
-        return self.model.predict_proba(x)[:, self.positive].astype(np.float64)
+        return self.predict(x)[:, self.positive].astype(np.float64)
 
 
 def _is_passthrough(trans: Any) -> bool:
@@ -411,6 +416,58 @@ def _is_passthrough(trans: Any) -> bool:
     if isinstance(trans, str):
         return trans == "passthrough"
     return isinstance(trans, FunctionTransformer) and trans.func is None and trans.inverse_func is None
+
+
+class _HGBDirect:
+    """HistGradientBoosting's predict_proba on our codes without its internal re-encoding.
+
+    A fitted HGB with categorical features keeps a ColumnTransformer that maps the codes it was
+    given to its own bins on every call (most of a one-row predict). The codes our plan can
+    produce are few and known, so that mapping is computed once here, by HGB's own transformer,
+    and each call only sums the trees (as ``_raw_predict`` does). Private scikit-learn attributes
+    are used; :func:`row_scorer` checks the result against the pipeline and falls back otherwise.
+    """
+
+    def __init__(self, model: Any, plan: list[tuple[str, str, dict[str, float] | None, float, float]]) -> None:
+        pre = model._preprocessor
+        if pre is None:
+            raise AttributeError("no internal preprocessor")
+        k = len(plan)
+        cats = [j for j, (_n, kind, *_rest) in enumerate(plan) if kind == "categorical"]
+        values = {j: sorted({*plan[j][2].values(), plan[j][3], plan[j][4]}) for j in cats}  # type: ignore[union-attr]
+        rows = max((len(v) for v in values.values()), default=1)
+        grid = np.zeros((rows, k), dtype=np.float64)
+        for j, vals in values.items():
+            grid[:, j] = [vals[min(i, len(vals) - 1)] for i in range(rows)]
+        out = pre.transform(grid)
+        # where each input column lands: the encoder's columns first, then the numerical ones
+        mask = np.asarray(model.is_categorical_, dtype=bool)
+        order = [*np.flatnonzero(mask), *np.flatnonzero(~mask)]
+        self.position = np.empty(k, dtype=np.intp)
+        self.position[order] = np.arange(k)
+        self.codes = {
+            j: {v: float(out[min(i, rows - 1), self.position[j]]) for i, v in enumerate(vals)}
+            for j, vals in values.items()
+        }
+        self.cats = cats
+        self.model = model
+        self.bitsets, self.f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+        self.predictors = model._predictors
+        self.baseline = model._baseline_prediction
+        self.trees = model.n_trees_per_iteration_
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = np.empty_like(x)
+        z[:, self.position] = x
+        for j in self.cats:
+            m = self.codes[j]
+            z[:, self.position[j]] = [m[v] for v in x[:, j]]
+        raw = np.zeros((len(x), self.trees), dtype=self.baseline.dtype, order="F")
+        raw += self.baseline
+        for per_iteration in self.predictors:
+            for t, predictor in enumerate(per_iteration):
+                raw[:, t] += predictor.predict(z, self.bitsets, self.f_idx_map, 1)
+        return self.model._loss.predict_proba(raw)
 
 
 def _fast_scorer(pipeline: Any, contract: Contract) -> _FastScorer | None:

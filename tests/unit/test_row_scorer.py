@@ -38,6 +38,9 @@ def test_ordinal_pipelines_score_rows_directly_and_exactly(world, estimator):
     frame = pd.DataFrame.from_records(rows, columns=list(c.feature_names))
     assert np.array_equal(scorer(rows), training.score(model.pipeline, frame, c))
     assert scorer([]).shape == (0,)
+    # gradient boosting skips its own per-call re-encoding of the codes (the trees are summed directly)
+    direct = isinstance(training._fast_scorer(model.pipeline, c).predict, training._HGBDirect)
+    assert direct == (estimator == "hist_gradient_boosting")
 
 
 def test_infrequent_categories_are_coded_as_the_encoder_codes_them(world):
