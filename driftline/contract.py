@@ -49,6 +49,14 @@ class Feature(BaseModel):
     type: FeatureType
     nullable: bool = False
     range: tuple[float, float] | None = None
+    range_soft: bool = Field(
+        default=False,
+        description="An unreviewed range (drafted by 'contract infer'): values outside are counted, not quarantined.",
+    )
+    null_values: list[str] | None = Field(
+        default=None,
+        description="Text read as missing in this column (replaces the contract's null_values for it).",
+    )
     vocabulary: list[str] | None = None
     closed: bool = False
     key: bool = False
@@ -76,6 +84,11 @@ class Feature(BaseModel):
             return [category_value(x) for x in v]
         return v
 
+    @field_validator("null_values", mode="before")
+    @classmethod
+    def _nulls_as_str(cls, v: Any) -> Any:
+        return _null_spellings(v)
+
     @field_validator("aliases", mode="before")
     @classmethod
     def _aliases_as_str(cls, v: Any) -> Any:
@@ -99,6 +112,8 @@ class Feature(BaseModel):
                 unknown = sorted(set(self.aliases.values()) - set(self.vocabulary))
                 if unknown:
                     raise ValueError(f"aliases map to values outside the vocabulary: {unknown[:3]}")
+        if self.range_soft and self.range is None:
+            raise ValueError("range_soft: true needs a range")
         if self.type != "numeric" and self.range is not None:
             raise ValueError(f"range is only for numeric features, not {self.type}")
         if self.type == "numeric" and self.vocabulary is not None:
@@ -129,7 +144,16 @@ class Contract(BaseModel):
     target: Target
     segment: str | None = None
     range_tolerance: float = Field(default=0.0, ge=0, description="Relative slack on numeric ranges when validating.")
+    null_values: list[str] | None = Field(
+        default=None,
+        description="Text read as missing in every contract column (default: none; only an empty CSV field is).",
+    )
     features: dict[str, Feature]
+
+    @field_validator("null_values", mode="before")
+    @classmethod
+    def _nulls_as_str(cls, v: Any) -> Any:
+        return _null_spellings(v)
 
     @model_validator(mode="after")
     def _names(self) -> Contract:
@@ -182,9 +206,61 @@ class Contract(BaseModel):
         return [self.request_id, self.entity_id, self.timestamp, *self.features]
 
     def fingerprint(self) -> str:
-        """Stable hash of the contract's whole content (tagged on every model version)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of the contract's whole content (tagged on every model version).
+
+        Fields added after contracts were first fingerprinted (:data:`_LATER_FIELDS`) count only
+        when set, so a contract that does not use them keeps its fingerprint (and with it its
+        profiles' and registrations' idempotency keys).
+        """
+        payload = json.dumps(self._dump(), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def _dump(self, **kwargs: Any) -> dict[str, Any]:
+        """``model_dump(mode="json")`` without later fields that hold their default."""
+        data = self.model_dump(mode="json", **kwargs)
+        for key, default in _LATER_FIELDS["contract"].items():
+            if key in data and data[key] == default:
+                del data[key]
+        for feature in data["features"].values():
+            for key, default in _LATER_FIELDS["feature"].items():
+                if key in feature and feature[key] == default:
+                    del feature[key]
+        return data
+
+    def null_values_of(self, column: str) -> frozenset[str]:
+        """Text read as missing in ``column``: its feature's ``null_values`` if set, else the contract's."""
+        f = self.features.get(column)
+        values = f.null_values if f is not None and f.null_values is not None else self.null_values
+        return frozenset(values or ())
+
+    def apply_null_values(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the contract's null spellings (``null_values:``) made missing.
+
+        The same frame comes back when none apply. Contract columns only (ids, timestamp, target,
+        features); a value matches when its canonical text (:func:`driftline.values.category_text`,
+        stripped: ``-999.0`` is ``"-999"``) is listed. Ingest and every data command read files
+        through it.
+        """
+        if self.null_values is None and not any(f.null_values for f in self.features.values()):
+            return frame
+        import pandas as pd
+
+        from driftline.values import category_text
+
+        out = frame
+        for name in [self.request_id, self.entity_id, self.timestamp, self.target.name, *self.features]:
+            nulls = self.null_values_of(name)
+            if not nulls or name not in frame.columns:
+                continue
+            col = frame[name]
+            if pd.api.types.is_datetime64_any_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+                continue
+            hit = category_text(col, strip=True).isin(nulls).fillna(False).to_numpy(dtype=bool)
+            if hit.any():
+                if out is frame:
+                    out = frame.copy()
+                out[name] = col.astype(object).mask(hit, None)
+        return out
 
     def schema_fingerprint(self) -> str:
         """Hash of what shapes the data: id, time and target columns, feature names and types.
@@ -233,13 +309,43 @@ class Contract(BaseModel):
         return parse_contract(data, f"contract {self.name!r} with aliases")
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        return yaml.safe_dump(self._dump(exclude_none=True), sort_keys=False)
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(self.to_yaml())
         return p
+
+
+_LATER_FIELDS: dict[str, dict[str, Any]] = {
+    "contract": {"null_values": None},
+    "feature": {"range_soft": False, "null_values": None},
+}
+"""Fields added after contracts were first fingerprinted, with the default that leaves them out."""
+
+
+def _null_spellings(v: Any) -> Any:
+    """``null_values`` as canonical text (a YAML ``-999`` means the text ``"-999"``); empty text is dropped.
+
+    Empty text is missing already (an empty CSV field), so ``""`` in the list changes nothing.
+    """
+    if isinstance(v, str):
+        raise ValueError("null_values must be a list of text values, e.g. [NA, 'n/a']")
+    if isinstance(v, list):
+        from driftline.values import category_value
+
+        out: list[str] = []
+        for x in v:
+            if x is None or isinstance(x, bool):
+                raise ValueError(f"null_values: YAML read {x!r} as {'null' if x is None else 'a boolean'}; quote it")
+            if isinstance(x, dict | list):
+                raise ValueError(f"null_values must list text values, got {type(x).__name__}")
+            text = category_value(x).strip()
+            if text and text not in out:
+                out.append(text)
+        return out
+    return v
 
 
 def parse_contract(data: Any, source: str = "contract") -> Contract:

@@ -12,6 +12,10 @@ cap (open, so new values are counted rather than rejected), ranges widened by a 
 - **Target.** Binary only: 0/1 (positive 1), booleans (positive true), or two text values
   (positive ``yes``/``true``/``y``/``t``/``positive``/``1`` when one of them; otherwise
   ``--positive`` is asked for, listing both).
+- **Soft ranges.** A numeric range is the observed min/max widened by the margin, marked
+  ``range_soft: true``: values outside it are stored and counted per feature (ingest's
+  ``outside_soft_range``), not quarantined, until a person reviews the range and deletes
+  ``range_soft`` to enforce it. Hand-written ranges (no ``range_soft``) are hard.
 - **Integer codes.** An integer column with 2..20 distinct values that repeat, not a count-like
   range (its smallest value above 1 and the values sparse or all at least 100: MCC, HTTP status,
   region codes) is proposed as categorical.
@@ -180,6 +184,7 @@ def infer_with_notes(
                 if lo >= 0 and low < 0:
                     low = 0.0  # a non-negative quantity stays non-negative
                 spec["range"] = [_round(low), _round(hi + pad)]
+                spec["range_soft"] = True
         elif kind == "categorical":
             from driftline.values import category_text
 
@@ -228,6 +233,11 @@ def infer_contract(
 def contract_yaml(contract: Contract, notes: Notes) -> str:
     """The contract as YAML with each note as a comment line above the key it explains."""
     lines = ["# Drafted by 'driftline contract infer': review before use."]
+    if any(f.range_soft for f in contract.features.values()):
+        lines.append(
+            "# range_soft: true marks a range drafted from this file: values outside it are stored and counted,"
+        )
+        lines.append("# not quarantined. Widen the range to what is legitimate, then delete range_soft to enforce it.")
     key_text = {str(k): yaml.safe_dump({k: 0}).split(": 0", 1)[0] for k in contract.features}
     comments: dict[str, str] = {}
     if notes.request_id:

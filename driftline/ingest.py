@@ -23,6 +23,20 @@ an open vocabulary are stored and counted. Outcomes are checked for ``missing_re
 whose request id repeats within the batch with other content, or that is already stored for the
 same request and observation time with another label, is ``conflicting_duplicate``.
 
+**Counting.** A quarantined row is stored once, with its first reason; ``by_reason`` counts every
+fault of every row (a row with a null in one column and a value out of range in another counts
+under ``null:<a>`` and ``out_of_range:<b>``), so its sum can exceed ``quarantined``;
+``by_first_reason`` counts each quarantined row once, by its stored reason, and sums to
+``quarantined``. A value blanked as a list/mapping or over-long text is not counted again as a
+null or a missing id. A feature whose range is soft (``range_soft: true``, what ``contract
+infer`` drafts) has values outside it stored and counted in ``outside_soft_range``, not
+quarantined.
+
+**Null spellings.** Only an empty CSV field (or a Parquet null) is missing, unless the contract
+lists text as nulls: ``null_values: [NA, "n/a"]`` at the top level applies to every contract
+column, and a feature's own ``null_values`` replaces it for that feature (``[]`` for none).
+They are applied right after reading (:meth:`~driftline.contract.Contract.apply_null_values`).
+
 Values are read as :mod:`driftline.values` says: categories as canonical text (``4111.0`` is
 ``"4111"``, surrounding whitespace dropped, empty text is missing), booleans from
 true/false, 1/0, yes/no (any case), timestamps from datetimes, text or Unix-time numbers (unit
@@ -58,7 +72,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +112,55 @@ class Checked:
     unseen: dict[str, int] = field(default_factory=dict)
     good_rows: list[int] = field(default_factory=list)
     """1-based positions of the good rows in the checked frame, in the order of ``good``."""
+    faults: dict[str, int] = field(default_factory=dict)
+    """Rows per reason key, every fault of a row counted (a row's first fault is its quarantine reason)."""
+    outside_soft_range: dict[str, int] = field(default_factory=dict)
+    """Per feature with a soft range: stored values outside it."""
+
+
+def _reason_key(text: str, column: str | None = None) -> str:
+    """The ``by_reason`` key of a reason: ``kind:column`` without the detail in parentheses."""
+    at = text.find(":" + column) if column else -1
+    return text[: at + 1 + len(column)] if column and at >= 0 else text.split(" (", 1)[0]
+
+
+def _first_keys(reasons: Sequence[str], keys: Collection[str]) -> Counter[str]:
+    """Quarantined rows per reason key; ``keys`` (the fault keys) place a column name holding ``" ("``."""
+    out: Counter[str] = Counter()
+    longest = sorted(keys, key=len, reverse=True)
+    for text in reasons:
+        key = text.split(" (", 1)[0]
+        if key not in keys:
+            key = next((k for k in longest if text == k or text.startswith(k + " (")), key)
+        out[key] += 1
+    return out
+
+
+class _Reasons:
+    """Each row's first fault (its quarantine reason) and, per reason key, every row with that fault."""
+
+    def __init__(self, n: int) -> None:
+        self.first = np.full(n, None, dtype=object)
+        self.every: dict[str, np.ndarray] = {}
+        self.shaped: dict[str, np.ndarray] = {}
+        """Per column, the values blanked as a list/mapping or over-long text (not counted again as null)."""
+
+    def flag(self, mask: pd.Series | np.ndarray, text: pd.Series | str, column: str | None = None) -> None:
+        m = np.asarray(mask, dtype=bool)
+        if column is not None and column in self.shaped:
+            m = m & ~self.shaped[column]
+        if not m.any():
+            return
+        texts = None if isinstance(text, str) else np.asarray(text, dtype=object)
+        key = _reason_key(text if texts is None else str(texts[m][0]), column)
+        seen = self.every.get(key)
+        self.every[key] = m if seen is None else seen | m
+        free = m & pd.isna(self.first)
+        if free.any():
+            self.first[free] = text if texts is None else texts[free]
+
+    def faults(self) -> dict[str, int]:
+        return {k: int(m.sum()) for k, m in self.every.items()}
 
 
 @dataclass
@@ -110,7 +173,13 @@ class IngestReport:
     quarantined: int = 0
     duplicates_skipped: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    """Rows per fault, every fault of a row counted: a row with a null in one column and a value out
+    of range in another counts under both keys (its sum can exceed ``quarantined``)."""
+    by_first_reason: dict[str, int] = field(default_factory=dict)
+    """Quarantined rows by the reason they were quarantined with (their first fault): sums to ``quarantined``."""
     unseen_categories: dict[str, int] = field(default_factory=dict)
+    outside_soft_range: dict[str, int] = field(default_factory=dict)
+    """Per feature with a soft range (``range_soft: true``): values outside it, stored and counted."""
     kind: str = "predictions"
     target_ignored_files: list[str] = field(default_factory=list)
     """Predictions files that also held the target column (its labels were not stored)."""
@@ -132,7 +201,9 @@ class IngestReport:
             "quarantined": self.quarantined,
             "duplicates_skipped": self.duplicates_skipped,
             "by_reason": dict(sorted(self.by_reason.items())),
+            "by_first_reason": dict(sorted(self.by_first_reason.items())),
             "unseen_categories": dict(sorted(self.unseen_categories.items())),
+            "outside_soft_range": dict(sorted(self.outside_soft_range.items())),
             "reconciles": self.reconciles,
             "target_ignored": bool(self.target_ignored_files),
             "target_column": self.target_column if self.target_ignored_files else None,
@@ -222,7 +293,7 @@ def _blank_nested(raw: pd.Series, nested: pd.Series) -> pd.Series:
     return raw.astype(object).mask(nested.to_numpy(dtype=bool), None) if nested.any() else raw
 
 
-def _shape_flags(frame: pd.DataFrame, columns: Sequence[str], flag: Callable[..., None]) -> dict[str, pd.Series]:
+def _shape_flags(frame: pd.DataFrame, columns: Sequence[str], reasons: _Reasons) -> dict[str, pd.Series]:
     """Flag lists/mappings and over-long text in ``columns``; the columns with such values blanked."""
     cleaned: dict[str, pd.Series] = {}
     for name in columns:
@@ -231,11 +302,15 @@ def _shape_flags(frame: pd.DataFrame, columns: Sequence[str], flag: Callable[...
         raw = frame[name]
         nested = _nested(raw)
         if nested.any():
-            flag(nested, f"wrong_type:{name} (a list or mapping is not one value)")
+            reasons.flag(nested, f"wrong_type:{name} (a list or mapping is not one value)")
         long = _too_long(raw)
         if long.any():
-            flag(long, f"too_long:{name} (more than {MAX_FIELD_CHARS:,} characters)")
-        cleaned[name] = _blank_nested(raw, nested | long) if (nested.any() or long.any()) else raw
+            reasons.flag(long, f"too_long:{name} (more than {MAX_FIELD_CHARS:,} characters)")
+        if nested.any() or long.any():
+            reasons.shaped[name] = np.asarray(nested | long, dtype=bool)
+            cleaned[name] = _blank_nested(raw, nested | long)
+        else:
+            cleaned[name] = raw
     return cleaned
 
 
@@ -259,61 +334,63 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
     c = contract
     require_columns(frame, c.row_columns, source)
     n = len(frame)
-    reason = np.full(n, None, dtype=object)
+    reasons = _Reasons(n)
+    reason = reasons.first
+    flag = reasons.flag
     clean = pd.DataFrame(index=frame.index)
 
-    def flag(mask: pd.Series | np.ndarray, text: pd.Series | str) -> None:
-        m = np.asarray(mask, dtype=bool) & pd.isna(reason)
-        if not m.any():
-            return
-        if isinstance(text, str):
-            reason[m] = text
-        else:
-            reason[m] = np.asarray(text, dtype=object)[m]
-
     text_extras = [e for e in MODEL_COLUMNS if e not in ("score", "latency_ms")]
-    cols = _shape_flags(frame, [*c.row_columns, *text_extras], flag)
+    cols = _shape_flags(frame, [*c.row_columns, *text_extras], reasons)
     rid = canonical_ids(cols[c.request_id])
-    flag(rid.isna(), "missing_request_id")
+    flag(rid.isna(), "missing_request_id", c.request_id)
     clean[c.request_id] = rid.astype("string")
     ent = canonical_ids(cols[c.entity_id])
-    flag(ent.isna(), "missing_entity_id")
+    flag(ent.isna(), "missing_entity_id", c.entity_id)
     clean[c.entity_id] = ent.astype("string")
     ts = _times(cols[c.timestamp], f"{source}: timestamp column {c.timestamp!r}")
-    flag(ts.isna(), "bad_timestamp")
+    flag(ts.isna(), "bad_timestamp", c.timestamp)
     clean[c.timestamp] = ts
 
     unseen: dict[str, int] = {}
+    soft: dict[str, int] = {}
     for name, feat in c.features.items():
         raw = cols[name]
         null = raw.isna()
         if not feat.nullable:
-            flag(null, f"null:{name}")
+            flag(null, f"null:{name}", name)
         if feat.type == "numeric":
             vals = _to_float(raw)
             bad = (~null) & vals.isna()
-            flag(bad, "wrong_type:" + name + " (" + raw.map(_show).astype(str) + " is not a number)")
+            if bad.any():
+                flag(bad, "wrong_type:" + name + " (" + raw.map(_show).astype(str) + " is not a number)", name)
             if feat.range is not None:
                 lo, hi = feat.range
                 slack = c.range_tolerance * (hi - lo)
                 out = vals.notna() & ((vals < lo - slack) | (vals > hi + slack))
-                flag(out, f"out_of_range:{name} (" + vals.astype(str) + f" not in [{lo:g}, {hi:g}])")
+                if feat.range_soft:
+                    count = int(out.sum())
+                    if count:
+                        soft[name] = count
+                elif out.any():
+                    flag(out, f"out_of_range:{name} (" + vals.astype(str) + f" not in [{lo:g}, {hi:g}])", name)
             clean[name] = vals
         elif feat.type == "boolean":
             vals, bad = parse_bool(raw)
-            flag(bad, "wrong_type:" + name + " (" + raw.map(_show).astype(str) + " is not a boolean)")
+            if np.asarray(bad, dtype=bool).any():
+                flag(bad, "wrong_type:" + name + " (" + raw.map(_show).astype(str) + " is not a boolean)", name)
             clean[name] = vals
         else:
             vals = category_text(raw, strip=True)
             if not feat.nullable:
-                flag(vals.isna() & ~null, f"null:{name}")
+                flag(vals.isna() & ~null, f"null:{name}", name)
             if feat.vocabulary:
                 # A reviewed alias (contract ``aliases:``) is a known spelling of a vocabulary value;
                 # the value is stored as received.
                 known = vals.map(feat.aliases).fillna(vals) if feat.aliases else vals
                 outside = vals.notna() & ~known.isin(feat.vocabulary).fillna(False).astype(bool)
                 if feat.closed:
-                    flag(outside, f"unknown_category:{name} (" + vals.astype(str).map(_show) + " not in vocabulary)")
+                    text = "unknown_category:" + name + " (" + vals.astype(str).map(_show) + " not in vocabulary)"
+                    flag(outside, text, name)
                 else:
                     count = int(outside.sum())
                     if count:
@@ -326,7 +403,9 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
         raw = cols.get(extra, frame[extra])
         if extra in ("score", "latency_ms"):
             vals = _to_float(raw)
-            flag(raw.notna() & vals.isna(), f"wrong_type:{extra} (" + raw.map(_show).astype(str) + " is not a number)")
+            bad = raw.notna() & vals.isna()
+            if bad.any():
+                flag(bad, f"wrong_type:{extra} (" + raw.map(_show).astype(str) + " is not a number)", extra)
             clean[extra] = vals.astype("float64")
         else:  # model name, version, variant and the predicted label are kept as text
             clean[extra] = category_text(raw)
@@ -343,8 +422,9 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
             exact_mask = dup_id & dup_row
             conflict = dup_id & ~dup_row
             exact = int(exact_mask.sum())
-            reason_idx = good_idx[conflict]
-            reason[reason_idx] = WITHIN_BATCH_CONFLICT
+            hit = np.zeros(n, dtype=bool)
+            hit[good_idx[conflict]] = True
+            flag(hit, WITHIN_BATCH_CONFLICT)
             ok = pd.isna(reason)
             ok[good_idx[exact_mask]] = False
     keep = np.asarray(ok, dtype=bool)
@@ -358,6 +438,8 @@ def check_predictions(frame: pd.DataFrame, contract: Contract, source: str) -> C
         exact_duplicates=exact,
         unseen=unseen,
         good_rows=[int(i) + 1 for i in np.flatnonzero(keep)],
+        faults=reasons.faults(),
+        outside_soft_range=soft,
     )
 
 
@@ -384,25 +466,23 @@ def check_outcomes(
     c = contract
     require_columns(frame, [c.request_id, c.target.name, OUTCOME_TIME], source)
     n = len(frame)
-    reason = np.full(n, None, dtype=object)
+    reasons = _Reasons(n)
+    reason = reasons.first
+    flag = reasons.flag
 
-    def flag(mask: pd.Series | np.ndarray, text: str) -> None:
-        m = np.asarray(mask, dtype=bool) & pd.isna(reason)
-        reason[m] = text
-
-    cols = _shape_flags(frame, [c.request_id, c.target.name, OUTCOME_TIME, c.entity_id], flag)
+    cols = _shape_flags(frame, [c.request_id, c.target.name, OUTCOME_TIME, c.entity_id], reasons)
     rid = canonical_ids(cols[c.request_id])
-    flag(rid.isna().to_numpy(), "missing_request_id")
+    flag(rid.isna().to_numpy(), "missing_request_id", c.request_id)
     label = cols[c.target.name]
-    flag(label.isna().to_numpy(), f"null:{c.target.name}")
+    flag(label.isna().to_numpy(), f"null:{c.target.name}", c.target.name)
     allowed = labels if labels is not None else label_values(c)
     canon = label.map(canonical_label)
     if allowed is not None:
-        flag((label.notna() & ~canon.isin(list(allowed))).to_numpy(), "bad_label")
+        flag((label.notna() & ~canon.isin(list(allowed))).to_numpy(), "bad_label", c.target.name)
     else:
-        flag((label.notna() & (canon.fillna("") == "")).to_numpy(), "bad_label")
+        flag((label.notna() & (canon.fillna("") == "")).to_numpy(), "bad_label", c.target.name)
     t = _times(cols[OUTCOME_TIME], f"{source}: column {OUTCOME_TIME!r}")
-    flag(t.isna().to_numpy(), "bad_timestamp")
+    flag(t.isna().to_numpy(), "bad_timestamp", OUTCOME_TIME)
     clean = pd.DataFrame({c.request_id: rid.astype("string")})
     clean[c.entity_id] = canonical_ids(cols[c.entity_id]).astype("string") if c.entity_id in frame.columns else None
     clean[c.target.name] = label.map(_label_text)
@@ -410,7 +490,7 @@ def check_outcomes(
     ok = pd.isna(reason)
     dup = clean[c.request_id].duplicated(keep="first").to_numpy() & ok
     exact_mask = dup & clean.astype(str).duplicated(keep="first").to_numpy()
-    reason[dup & ~exact_mask] = WITHIN_BATCH_CONFLICT
+    flag(dup & ~exact_mask, WITHIN_BATCH_CONFLICT)
     keep = pd.isna(reason) & ~exact_mask
     bad_pos = np.flatnonzero(pd.notna(reason))
     return Checked(
@@ -420,6 +500,7 @@ def check_outcomes(
         bad_rows=[int(i) + 1 for i in bad_pos],
         exact_duplicates=int(exact_mask.sum()),
         good_rows=[int(i) + 1 for i in np.flatnonzero(keep)],
+        faults=reasons.faults(),
     )
 
 
@@ -618,6 +699,8 @@ def _move_to_quarantine(p: _Pending, mask: np.ndarray, reason: str) -> None:
     r.bad_raw = pd.concat([r.bad_raw, _truncated(p.frame.iloc[[q - 1 for q in frame_pos]].reset_index(drop=True))])
     r.bad_raw = r.bad_raw.reset_index(drop=True)
     r.bad_reasons += [reason] * len(pos)
+    key = reason.split(" (", 1)[0]
+    r.faults[key] = r.faults.get(key, 0) + len(pos)
     r.bad_rows += [p.file_row(q) for q in frame_pos]
     keep = ~mask
     r.good = r.good[keep].reset_index(drop=True)
@@ -672,7 +755,7 @@ def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, 
         table = read_table(path, text_columns=[c.request_id, c.entity_id])
         if len(table.frame) == 0 and not table.bad_lines:
             raise InputError(f"{table.path}: no rows")
-        frame = with_request_id(table.frame, c)
+        frame = with_request_id(c.apply_null_values(table.frame), c)
         tables.append((table, frame, detect_kind(frame, c) if kind == "auto" else kind))
     outcome_frames = [f for _, f, k in tables if k == "outcomes"]
     labels = _other_labels(c, store, outcome_frames) if outcome_frames else None
@@ -692,6 +775,7 @@ def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, 
             result.bad_raw = pd.concat([result.bad_raw, extra], ignore_index=True)
             result.bad_reasons += [f"unparseable_line ({b.reason})" for b in table.bad_lines]
             result.bad_rows += [b.line for b in table.bad_lines]
+            result.faults["unparseable_line"] = result.faults.get("unparseable_line", 0) + len(table.bad_lines)
         if k == "predictions" and c.target.name in frame.columns:
             ignored.append(source)
             observed_time = observed_time or OUTCOME_TIME in frame.columns
@@ -707,6 +791,7 @@ def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, 
     )
     store.create()
     reasons: Counter[str] = Counter()
+    first: Counter[str] = Counter()
     with store.transaction() as conn:
         for p in pending:
             result = p.result
@@ -720,10 +805,14 @@ def ingest_files(paths: Sequence[str | Path], contract: Contract, store: Store, 
             report.duplicates_skipped += res.duplicates_skipped + result.exact_duplicates
             report.quarantined += q
             report.quarantine_already_recorded += already
-            reasons.update(r.split(" (", 1)[0] for r in result.bad_reasons)
+            reasons.update(result.faults)
+            first.update(_first_keys(result.bad_reasons, result.faults.keys()))
             for name, count in result.unseen.items():
                 report.unseen_categories[name] = report.unseen_categories.get(name, 0) + count
+            for name, count in result.outside_soft_range.items():
+                report.outside_soft_range[name] = report.outside_soft_range.get(name, 0) + count
     report.by_reason = dict(reasons)
+    report.by_first_reason = dict(first)
     if not report.reconciles:  # a bug, not bad input: say so loudly
         raise AssertionError(f"ingest counts do not reconcile: {report.to_dict()}")
     return report

@@ -10,7 +10,8 @@ Every input is bounded and read the same way:
 - CSV is UTF-8 (a leading byte-order mark is dropped); invalid UTF-8 refuses the file naming
   the line and column. Only an empty field is missing: ``NA``, ``None``, ``null`` and ``NaN``
   are text like any other (``NA`` is Namibia's country code), so a numeric column holding them
-  quarantines those rows as ``wrong_type``. Contracts have no null spellings to add.
+  quarantines those rows as ``wrong_type``, unless the contract lists them as nulls
+  (``null_values:``, applied by ingest and the data commands after reading).
 - A header that names the same column twice is refused (pandas would rename one ``x.1``).
 """
 

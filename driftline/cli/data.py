@@ -81,10 +81,19 @@ def ingest_cmd(
         f"{d['rows_in']:,} rows in: {d['stored']:,} stored, {d['quarantined']:,} quarantined, "
         f"{d['duplicates_skipped']:,} duplicates skipped ({store._safe_url()})"
     )
+    if d["by_reason"]:
+        several = sum(d["by_reason"].values()) > d["quarantined"]
+        typer.echo(
+            "  rows per fault (a row with several faults counts under each; quarantined once, by its first):"
+            if several
+            else "  rows per fault:"
+        )
     for reason, count in d["by_reason"].items():
-        typer.echo(f"  quarantined {count:>8,}  {reason}")
+        typer.echo(f"    {count:>8,}  {reason}")
     for feat, count in d["unseen_categories"].items():
         typer.echo(f"  unseen values {count:>6,}  {feat} (stored; open vocabulary)")
+    for feat, count in d["outside_soft_range"].items():
+        typer.echo(f"  outside range {count:>6,}  {feat} (stored; the range is soft: review it, then drop range_soft)")
     note = report.target_note()
     if note:
         typer.echo(f"  {note}")

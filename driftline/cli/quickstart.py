@@ -127,8 +127,9 @@ def _ingest_line(name: str, d: dict[str, Any]) -> str:
         f"   {name}: {d['rows_in']:,} rows in -> {d['stored']:,} stored, {d['quarantined']:,} quarantined, "
         f"{d['duplicates_skipped']:,} duplicates skipped"
     )
-    if d["by_reason"]:
-        line += " (" + ", ".join(f"{k}: {v:,}" for k, v in sorted(d["by_reason"].items())) + ")"
+    first = d.get("by_first_reason") or d["by_reason"]
+    if first:
+        line += " (" + ", ".join(f"{k}: {v:,}" for k, v in sorted(first.items())) + ")"
     return line
 
 
@@ -235,7 +236,8 @@ def run_quickstart(
     if ranged:
         typer.echo(
             f"      ranges of {', '.join(ranged[:5])}{' …' if len(ranged) > 5 else ''} are the observed ones plus a "
-            "margin: rows outside are quarantined, so widen them to what is legitimate"
+            "margin, marked range_soft: rows outside are stored and counted, not quarantined; set them to what "
+            "is legitimate and drop range_soft to make them hard"
         )
     typer.echo(f"  - {cfg}: windows fitted to this file; the model is registered as {name!r}")
     quarantined = predictions["quarantined"] + outcomes["quarantined"]

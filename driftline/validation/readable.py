@@ -139,9 +139,10 @@ def check_readable(
 
     ``table`` is a :class:`driftline.io.Table` (its path and broken lines place the bad rows).
     With ``coerce``, numeric features held as text or objects come back as float64, the way
-    ingest stores them, so what follows never meets text in a numeric column.
+    ingest stores them, so what follows never meets text in a numeric column. The contract's
+    ``null_values`` are read as missing first (:meth:`~driftline.contract.Contract.apply_null_values`).
     """
-    frame = table.frame
+    frame = contract.apply_null_values(table.frame) if isinstance(contract, Contract) else table.frame
     problems = unreadable_columns(frame, contract, columns)
     if problems:
         p = problems[0]

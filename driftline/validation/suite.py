@@ -11,7 +11,9 @@ What the contract implies, in suite order:
   boolean: ``expect_column_values_to_be_in_set([True, False])``; categorical: no type check (a
   category may be coded as text or as numbers); then not null unless ``nullable``,
   ``expect_column_values_to_be_between`` for a declared range widened by ``range_tolerance`` ×
-  (high − low) on each side, and ``expect_column_values_to_be_in_set`` for a closed vocabulary;
+  (high − low) on each side (a soft range, ``range_soft: true``, is checked at level
+  ``distribution`` with severity ``warning``: reported, never a row to quarantine), and
+  ``expect_column_values_to_be_in_set`` for a closed vocabulary;
 - with a reference profile, per numeric feature: quantiles (and the mean, when the profile
   knows it) within ``tolerance`` × the reference spread of the reference values.
 
@@ -218,11 +220,22 @@ def build_suite(
         if f.type == "numeric" and f.range is not None:
             lo, hi = float(f.range[0]), float(f.range[1])
             slack = c.range_tolerance * (hi - lo)
-            out.append(
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=col, min_value=lo - slack, max_value=hi + slack, meta=_meta("row")
+            if f.range_soft:  # not reviewed yet: reported as a warning, never a row to quarantine
+                out.append(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=col,
+                        min_value=lo - slack,
+                        max_value=hi + slack,
+                        severity="warning",
+                        meta=_meta("distribution"),
+                    )
                 )
-            )
+            else:
+                out.append(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=col, min_value=lo - slack, max_value=hi + slack, meta=_meta("row")
+                    )
+                )
         if f.type == "categorical" and f.closed and f.vocabulary:
             out.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(f.vocabulary), meta=_meta("row")))
         if f.type == "numeric" and profile is not None:

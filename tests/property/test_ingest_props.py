@@ -30,7 +30,10 @@ CORRUPTIONS = {
     "copy of row 0": lambda i: "r0,u0,2026-01-05T10:00:00,US,free,0,0.5,true",
     "conflict with row 0": lambda i: "r0,u0,2026-01-05T10:00:00,GB,free,0,0.5,true",
     "NA country": lambda i: f"r{i},u{i},2026-01-05T10:00:00,NA,free,1,0.5,true",
+    "four faults": lambda i: f"r{i},u{i},2026-01-05T10:00:00,,gold,5000,0.5,maybe",
 }
+FAULTS = {"four faults": 4}
+"""Corruptions with several faults in one row (each counts under every key in ``by_reason``)."""
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -46,7 +49,11 @@ def test_counts_reconcile_with_the_store(kinds: list[str], twice: bool) -> None:
             report = ingest_files([path], contract, store)
             assert report.rows_in == len(lines)
             assert report.rows_in == report.stored + report.quarantined + report.duplicates_skipped
-            assert sum(report.by_reason.values()) == report.quarantined
+            # by_reason counts every fault; by_first_reason each quarantined row once, by its stored reason.
+            assert sum(report.by_first_reason.values()) == report.quarantined
+            assert all(report.by_reason[k] >= n for k, n in report.by_first_reason.items())
+            extra = sum(FAULTS[k] - 1 for k in kinds if k in FAULTS)
+            assert sum(report.by_reason.values()) == report.quarantined + extra
             if attempt == 0:
                 first = report
             else:  # a re-ingest stores nothing new and records no quarantine twice
