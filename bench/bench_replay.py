@@ -4,15 +4,17 @@ For each stream (the simulator's ``concept_drift``, our own loan stream from
 ``bench/replay_streams.py`` in two variants — the default rate held, and a rate shock that
 doubles it — and a ``stable`` simulator stream for false promotions: ``weekly`` and ``drift``
 only, 20 runs after the bootstrap, each promotion followed up on the next 4 weeks), the weeks
-are replayed in order through ``driftline.pipeline.run_week``, each policy in its own temp home
-(its own copy of the filled store, its own SQLite MLflow; the real registry is never touched).
-Week ``w``'s production traffic (every logged row of that week, labels from the outcomes) is
-scored with the model the policy was serving after its Monday-03:00 run of week ``w``.
+are replayed in order by ``driftline.replay`` (the library behind ``driftline replay``: one copy
+of the replay logic), which runs ``driftline.pipeline.run_week`` for each policy in its own
+scratch registry over a read-only view of the filled store, sharing results where policies
+coincide. Week ``w``'s production traffic (every logged row of that week, labels from the
+outcomes) is scored with the model the policy was serving after its Monday-03:00 run of week
+``w``; a candidate that passes the gates serves from that week (the rollout assumed to succeed).
 
 Policies:
 
 * ``never``       the bootstrap model (the first run), never retrained;
-* ``weekly``      ``force_retrain=True`` every week; the gates decide promotion as in production;
+* ``weekly``      ``training.retrain_on_schedule`` every week; the gates decide promotion as in production;
 * ``drift``       the default trigger policy (``trigger="schedule"``, no force);
 * ``oracle``      the weekly run's candidate (same training window), always served, no gates;
 * ``all_history`` one model trained at the first run on every labelled row available then
@@ -23,6 +25,7 @@ sum for ``oracle`` (the gaps are summed first). Retrains count runs that trained
 after the bootstrap. Results are printed and written to ``/tmp/driftline-bench-replay.json``.
 
     .venv/bin/python bench/bench_replay.py [--quick] [--reuse earlier.json]
+    .venv/bin/python bench/bench_replay.py --speed   # 26 decisions of a ~1M-row history, 3 policies
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ QUICK = Config(
 
 # -- homes ----------------------------------------------------------------------------------
 def make_template(root: Path, stream: Stream, cfg: Config) -> Path:
-    """A folder with the filled store and the contract, copied into every policy's home."""
+    """A user's home: the filled store, the contract and driftline.yaml (replay only reads it)."""
     from driftline.store import Store
 
     template = root / "template"
@@ -103,49 +106,18 @@ def make_template(root: Path, stream: Stream, cfg: Config) -> Path:
     store.append_predictions(stream.traffic)
     store.append_outcomes(stream.outcomes)
     store.dispose()
+    (template / "driftline.yaml").write_text(yaml.safe_dump(cfg.settings(template, template / "contract.yaml")))
     return template
 
 
-def make_context(root: Path, policy: str, template: Path, cfg: Config) -> Any:
-    """An isolated home: a copy of the store, its own SQLite MLflow, its own settings file."""
-    from driftline import pipeline
-    from driftline.contract import load_contract
-    from driftline.registry import ModelRegistry
-    from driftline.settings import load_settings
-    from driftline.store import Store
-
-    home = root / policy
-    home.mkdir()
-    shutil.copy(template / "store.db", home / "store.db")
-    (home / "driftline.yaml").write_text(yaml.safe_dump(cfg.settings(home, template / "contract.yaml")))
-    s = load_settings(home / "driftline.yaml")
-    s.ensure_home()
-    c = load_contract(s.contract)
-    return pipeline.Context(s, c, Store.from_settings(s, c).create(), ModelRegistry.from_settings(s), "bench-replay")
-
-
-# -- one policy's replay -------------------------------------------------------------------------
-class StepTimer:
-    """A ``call`` for run_week that times every step."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - t
-
-
+# -- the policies' replay (driftline.replay: one copy of the logic) -----------------------------------
 @dataclass
 class Replay:
-    """What one policy did and how its served model scored, week by week."""
+    """What one policy did and how its served model scored, week by week (bench weeks)."""
 
     policy: str
     ap: dict[int, float] = field(default_factory=dict)
-    served: dict[int, str] = field(default_factory=dict)
+    served: dict[int, str] = field(default_factory=dict)  # the served model's lineage token
     runs: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     run_seconds: float = 0.0
@@ -162,104 +134,100 @@ def week_ap(model: Any, frame: pd.DataFrame, contract: Any) -> float:
     return float(classification_metrics(y, score(model, frame, contract))["average_precision"])
 
 
-def replay(policy: str, stream: Stream, template: Path, root: Path, cfg: Config, weeks: range) -> Replay:
-    """Run ``policy`` over ``weeks`` (run weeks; the first is the bootstrap) and score each week."""
-    from driftline import pipeline
+def replay_stream(stream: Stream, template: Path, root: Path, policies: list[str], weeks: range) -> dict[str, Replay]:
+    """Replay ``policies`` over ``weeks`` (run weeks; the first is the bootstrap) with one shared replayer."""
+    from driftline import replay as rp
+    from driftline.contract import load_contract
+    from driftline.settings import load_settings
+    from driftline.store import Store
     from driftline.training import train
 
-    ctx = make_context(root, policy, template, cfg)
-    out = Replay(policy)
-    if policy == "weekly":
-        out.extra = {"oracle": {}, "all_history": {}}
-    models: dict[str, Any] = {}
-    all_history = None
-    for w in weeks:
-        frame = stream.labelled_week(w)
-        if policy != "never" or w == weeks[0]:
-            as_of = stream.start + pd.Timedelta(weeks=w, hours=3)
-            timer = StepTimer()
+    s = load_settings(template / "driftline.yaml")
+    c = load_contract(s.contract)
+    store = Store.from_settings(s, c)
+    start = stream.start + pd.Timedelta(weeks=weeks[0])
+    end = stream.start + pd.Timedelta(weeks=weeks[-1])
+    r = rp.Replayer(s, c, store, start, end, resamples=100, workdir=root / "replay", actor="bench-replay")
+    store.dispose()
+    all_history: dict[str, Any] = {}
+
+    def bootstrap_all_history(i: int, outcome: Any) -> None:
+        if i == 0 and not all_history:
             t = time.perf_counter()
-            outcome = pipeline.run_week(ctx, as_of, "schedule", force_retrain=policy == "weekly", call=timer)
-            out.run_seconds += time.perf_counter() - t
-            trained = timer.seconds.get("train-candidate", 0.0) + timer.seconds.get("backtest", 0.0)
-            out.train_seconds += trained
-            s = outcome.summary
-            reg = s.get("registration") or {}
-            gates = s.get("gates") or {}
-            out.runs.append(
-                {
-                    "week": w,
-                    "as_of": as_of.isoformat(),
-                    "status": outcome.status,
-                    "action": s["action"],
-                    "decision": (s.get("drift") or {}).get("action"),
-                    "trigger": (s.get("drift") or {}).get("trigger"),
-                    "codes": [c.get("code") for c in (s.get("drift") or {}).get("codes", [])],
-                    "flagged": {k: v["severity"] for k, v in ((s.get("drift") or {}).get("flagged") or {}).items()},
-                    "trained": "candidate" in outcome.parts,
-                    "promoted": bool(reg.get("promoted") and reg.get("created")),
-                    "version": reg.get("version"),
-                    "comparison": gates.get("comparison"),
-                    "champion_ap": (s.get("champion_metrics") or {}).get("average_precision"),
-                    "candidate_ap": (s.get("candidate_metrics") or {}).get("average_precision"),
-                    "train_rows": (s.get("datasets") or {}).get("train_rows"),
-                    "training_window": s.get("training_window"),  # the window the candidate trained on
-                    "test_window": (s.get("window") or {}).get("split", {}).get("test_start"),
-                    "train_seconds": round(trained, 3),
-                    "step_seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
-                    "metric": metric_evidence(outcome),
-                }
-            )
-            if policy == "weekly":
-                out.extra["oracle"][w] = week_ap(outcome.parts["candidate"].model.pipeline, frame, stream.contract)
-                if all_history is None:
-                    t = time.perf_counter()
-                    all_history = train(outcome.parts["window"].labelled, stream.contract, ctx.settings.training)
-                    out.extra["all_history_seconds"] = {0: time.perf_counter() - t}
-                    out.extra["all_history_rows"] = {0: float(len(outcome.parts["window"].labelled))}
-                out.extra["all_history"][w] = week_ap(all_history.pipeline, frame, stream.contract)
-        version = ctx.registry.alias_version("champion")
-        if version not in models:
-            models[version] = ctx.registry.load(version=version)
-        out.served[w] = version
-        out.ap[w] = week_ap(models[version], frame, stream.contract)
-    ctx.store.dispose()
-    out.followup = followup(out, models, stream, weeks)
+            labelled = outcome.parts["window"].labelled
+            all_history["model"] = train(labelled, c, r.settings.training).pipeline
+            all_history["seconds"], all_history["rows"] = time.perf_counter() - t, float(len(labelled))
+
+    out: dict[str, Replay] = {}
+    try:
+        for policy in [p for p in rp.run_order([rp.parse_policy(p) for p in policies]) if p.name in policies]:
+            t = time.perf_counter()
+            res = r.run(policy, on_run=bootstrap_all_history if policy.kind == "weekly" else None)
+            if policy.name in policies:
+                out[policy.name] = as_replay(res, weeks[0])
+                print(f"[{stream.name}] {policy.name}: {time.perf_counter() - t:.1f} s", flush=True)
+        if "weekly" in out:
+            oracle = r.oracle()
+            out["weekly"].extra = {
+                "oracle": {weeks[0] + w.week: w.metric["estimate"] for w in oracle.weeks},
+                "all_history": {w: week_ap(all_history["model"], stream.labelled_week(w), c) for w in weeks},
+                "all_history_seconds": {0: all_history["seconds"]},
+                "all_history_rows": {0: all_history["rows"]},
+            }
+        for rep in out.values():
+            rep.followup = followup(rep, r, weeks)
+    finally:
+        r.close()
     return out
 
 
-def metric_evidence(outcome: Any) -> dict[str, Any] | None:
-    """The numbers the metric trigger judged: reference and current metric, both errors, the CUSUM."""
-    a = outcome.parts.get("assessment")
-    if a is None or not a.performance:
-        return None
-    from driftline.drift.policy import metric_gap
+def as_replay(res: Any, first: int) -> Replay:
+    """A library PolicyResult in the bench's shape (absolute stream weeks, the fields the figures read)."""
+    out = Replay(res.policy.name, run_seconds=res.run_seconds, train_seconds=res.train_seconds)
+    for w in res.weeks:
+        week = first + w.week
+        out.ap[week] = w.metric["estimate"]
+        out.served[week] = w.served
+        if w.status == "skipped":
+            continue
+        out.runs.append(
+            {
+                "week": week,
+                "as_of": w.as_of,
+                "status": w.status,
+                "action": w.action,
+                "decision": w.decision,
+                "trigger": w.trigger,
+                "codes": w.codes,
+                "flagged": w.flagged,
+                "trained": w.trained,
+                "promoted": w.promoted,
+                "version": w.version,
+                "model": w.served,
+                "comparison": w.comparison,
+                "champion_ap": w.champion_metric,
+                "candidate_ap": w.candidate_metric,
+                "train_rows": w.train_rows,
+                "training_window": w.training_window,
+                "train_seconds": w.train_seconds,
+                "step_seconds": w.step_seconds,
+                "metric": w.evidence,
+            }
+        )
+    return out
 
-    perf, metric = a.performance, "average_precision"
-    gap = metric_gap(perf, metric)
-    iv = perf.get("interval") or {}
-    return {
-        "reference": (perf.get("change", {}).get(metric) or {}).get("reference"),
-        "current": (perf.get("change", {}).get(metric) or {}).get("current"),
-        "se": iv.get("se"),
-        "reference_se": iv.get("reference_se"),
-        "deficit": None if gap is None else gap.deficit,
-        "cusum": (a.state or {}).get("metric_cusum"),
-    }
 
-
-def followup(r: Replay, models: dict[str, Any], stream: Stream, weeks: range, horizon: int = 4) -> list[dict[str, Any]]:
+def followup(r: Replay, replayer: Any, weeks: range, horizon: int = 4) -> list[dict[str, Any]]:
     """Was each promotion an improvement? New and previous champion on the next ``horizon`` weeks' traffic."""
     out = []
     for run in r.runs[1:]:
         if not run["promoted"]:
             continue
         w = run["week"]
-        previous = r.served.get(w - 1)
+        new, previous = r.served[w], r.served.get(w - 1)
         ahead = [x for x in weeks if w <= x < w + horizon]
-        frames = [stream.labelled_week(x) for x in ahead]
-        new_ap = [week_ap(models[run["version"]], f, stream.contract) for f in frames]
-        old_ap = [week_ap(models[previous], f, stream.contract) for f in frames]
+        new_ap = [replayer.week_metric(new, x - weeks[0])["estimate"] for x in ahead]
+        old_ap = [replayer.week_metric(previous, x - weeks[0])["estimate"] for x in ahead]
         out.append(
             {
                 "week": w,
@@ -474,6 +442,40 @@ def reused_replays(a: dict[str, Any]) -> dict[str, Replay]:
     return out
 
 
+def speed(seed: int, users: int = 37_000, runs: int = 26) -> None:
+    """The issue's speed figure: ``runs`` weekly decisions of a ~1M-row history, never/weekly/drift, timed."""
+    from driftline import replay as rp
+    from driftline.contract import load_contract
+    from driftline.settings import load_settings
+    from driftline.store import Store
+
+    cfg = Config()
+    stream = simulator_stream("concept_drift", FIRST_RUN_WEEK + runs, users, seed, FIRST_RUN_WEEK + runs // 2)
+    root = Path(tempfile.mkdtemp(prefix="driftline-bench-replay-speed-"))
+    try:
+        template = make_template(root, stream, cfg)
+        s = load_settings(template / "driftline.yaml")
+        c = load_contract(s.contract)
+        store = Store.from_settings(s, c)
+        print(f"{len(stream.traffic):,} logged rows over {stream.weeks} weeks; {runs} weekly decisions", flush=True)
+        t = time.perf_counter()
+        report = rp.replay(
+            s,
+            c,
+            store,
+            stream.start + pd.Timedelta(weeks=FIRST_RUN_WEEK),
+            stream.start + pd.Timedelta(weeks=FIRST_RUN_WEEK + runs - 1),
+            [rp.parse_policy(p) for p in ("never", "weekly", "drift")],
+            progress=lambda line: print("  " + line, flush=True),
+        )
+        total = time.perf_counter() - t
+        store.dispose()
+        print(rp.render_text(report))
+        print(f"\nreplay of {runs} weeks x 3 policies: {total:.0f} s (target <= 600 s on 2 cores)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a ~2-minute smoke run (smaller streams, fewer weeks)")
@@ -487,7 +489,17 @@ def main() -> None:
         "replay only the drift policy: a trigger change does not alter them (never is not retrained, weekly "
         "is forced every week and the gates are unchanged); the figures say they were reused",
     )
+    ap.add_argument(
+        "--speed",
+        action="store_true",
+        help="only the speed figure: 26 weekly decisions of a ~1M-row simulated history, three policies",
+    )
     args = ap.parse_args()
+    if args.speed:
+        warnings.filterwarnings("ignore")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        speed(args.seed)
+        return
     cfg = QUICK if args.quick else Config()
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -519,24 +531,15 @@ def main() -> None:
             base = root / f"s{i}"
             template = make_template(base, stream, cfg)
             reps = reused_replays(previous["streams"][i]) if previous is not None else {}
-            for policy in ("never", "weekly", "drift"):
-                if policy in reps:
-                    continue
-                t = time.perf_counter()
-                reps[policy] = replay(policy, stream, template, base, cfg, range(FIRST_RUN_WEEK, last + 1))
-                print(f"[{stream.name}] {policy}: {time.perf_counter() - t:.1f} s", flush=True)
+            todo = [p for p in ("never", "weekly", "drift") if p not in reps]
+            reps.update(replay_stream(stream, template, base, todo, range(FIRST_RUN_WEEK, last + 1)))
             a = analyse(stream, reps)
             results["streams"].append(a)
             print_stream(a)
         base = root / "stable"
         template = make_template(base, stable, cfg)
-        reps = {}
-        for policy in ("weekly", "drift"):
-            if previous is not None and policy == "weekly":
-                continue
-            t = time.perf_counter()
-            reps[policy] = replay(policy, stable, template, base, cfg, range(FIRST_RUN_WEEK, stable.weeks))
-            print(f"[{stable.name}] {policy}: {time.perf_counter() - t:.1f} s", flush=True)
+        todo = ["drift"] if previous is not None else ["weekly", "drift"]
+        reps = replay_stream(stable, template, base, todo, range(FIRST_RUN_WEEK, stable.weeks))
         st = stable_figures(stable, reps)
         if previous is not None:
             st = {**st, "weekly": previous["stable"]["weekly"]}
