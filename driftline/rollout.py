@@ -13,9 +13,12 @@
   relative drop of the primary metric >= ``revert_drop`` reverts once the two bootstrap intervals
   are apart and holds until then (the step's sample grows while it holds); a drop >= ``hold_drop``
   whose interval lies below the champion's estimate holds (investigate); a smaller drop, or one
-  within the noise, passes. Shadow applies the same rule to the paired difference. At 100 % no
-  champion traffic is left to compare with: that step checks failures, latency and its sample
-  size, the quality comparison having been made at the step before. Failures and latency revert.
+  within the noise, passes. Shadow applies the same rule to the paired difference. During a
+  canary the gateway also scores the challenger's requests with the champion, off the request
+  path (a mirror, ``variant=shadow`` with the champion's version), so a step is judged on the
+  same rows as soon as they are labelled — different users differ in base rate, which moves
+  average precision — and on the two groups only without mirror scores. Failures and latency
+  revert.
   The last step promotes through the registry's compare-and-set; a revert sets the share to 0
   first, then clears the ``challenger`` alias.
 - A champion moved by anyone else during a rollout (a manual rollback) aborts it.
@@ -159,22 +162,27 @@ def gather(
     ev.p99_ms = {"champion": _p99(served["latency_ms"]), name: _p99(ok["latency_ms"])}
     if rollout.phase == "shadow":
         pair = served.merge(ok, on="request_id", suffixes=("_c", "_s"))
-        ev.paired = len(pair)
-        if len(pair):
-            ev.agreement = float((pair["predicted_label_c"] == pair["predicted_label_s"]).mean())
-            ev.score_psi = _psi(pair["score_c"].to_numpy(float), pair["score_s"].to_numpy(float))
+    else:  # the champion's mirror scores of the requests the challenger answered
+        mirror = rows[(rows["variant"] == "shadow") & (rows["model_version"] == rollout.champion)]
+        pair = mirror[mirror["error"].isna()].merge(ok, on="request_id", suffixes=("_c", "_s"))
+    ev.paired = len(pair)
+    if len(pair):
+        ev.agreement = float((pair["predicted_label_c"] == pair["predicted_label_s"]).mean())
+        ev.score_psi = _psi(pair["score_c"].to_numpy(float), pair["score_s"].to_numpy(float))
+        if rollout.phase == "shadow":
             ev.worst_segments = _worst_segments(store, contract, pair)
-            y = _labels(store, contract, pair["request_id"].tolist())
-            lab = pair[pair["request_id"].isin(y.keys())]
-            yy = np.array([y[r] for r in lab["request_id"]], dtype=np.int64)
-            ev.labelled = {"paired": len(lab)}
-            ev.positives = {"paired": int(yy.sum())}
-            if len(lab) and 0 < yy.sum() < len(yy):
-                d = paired_difference(
-                    metric, yy, lab["score_s"], lab["score_c"], rng, threshold=threshold, resamples=resamples
-                )
-                ev.paired_diff = [d.estimate, d.low, d.high]
-                ev.champion_metric = float(classification_metrics(yy, lab["score_c"], threshold)[metric])
+        y = _labels(store, contract, pair["request_id"].tolist())
+        lab = pair[pair["request_id"].isin(y.keys())]
+        yy = np.array([y[r] for r in lab["request_id"]], dtype=np.int64)
+        ev.labelled = {"paired": len(lab)}
+        ev.positives = {"paired": int(yy.sum())}
+        if len(lab) and 0 < yy.sum() < len(yy):
+            d = paired_difference(
+                metric, yy, lab["score_s"], lab["score_c"], rng, threshold=threshold, resamples=resamples
+            )
+            ev.paired_diff = [d.estimate, d.low, d.high]
+            ev.champion_metric = float(classification_metrics(yy, lab["score_c"], threshold)[metric])
+    if rollout.phase == "shadow":
         return ev
     for variant, part in (("champion", served), (CHALLENGER, ok)):
         y = _labels(store, contract, part["request_id"].tolist())
@@ -303,26 +311,36 @@ def _too_slow(ev: Evidence, name: str, s: RolloutSettings) -> Why | None:
     return None
 
 
+def _paired(ev: Evidence, s: RolloutSettings, metric: str) -> tuple[Action, Why] | None:
+    """The guardrail on the same requests scored by both models, or None without enough labels."""
+    if ev.paired_diff is None or ev.champion_metric in (None, 0):
+        return None
+    if ev.labelled.get("paired", 0) < s.min_labelled or ev.positives.get("paired", 0) < s.min_positives:
+        return None
+    est, _low, high = ev.paired_diff
+    drop = -est / float(ev.champion_metric)
+    text = (
+        f"{metric} on the same {ev.labelled['paired']} labelled requests: challenger - champion "
+        f"{est:+.4f} (95% up to {high:+.4f})"
+    )
+    if drop >= s.revert_drop and high < 0:
+        return "revert", Why("worse_on_same_rows", "revert", text, metric, drop, s.revert_drop)
+    if drop >= s.revert_drop:
+        unsure = text + "; waiting for more labels"
+        return "hold", Why("metric_drop_unconfirmed", "hold", unsure, metric, drop, s.revert_drop)
+    if drop >= s.hold_drop and high < 0:
+        return "investigate", Why("investigate_quality", "investigate", text, metric, drop, s.hold_drop)
+    return "advance", Why("quality_ok", "advance", text, metric, drop, s.hold_drop)
+
+
 def _quality(rollout: Rollout, ev: Evidence, s: RolloutSettings, metric: str) -> tuple[Action, Why] | None:
     """The metric guardrail: (level, reason), or None when it has nothing to say yet and need not."""
+    paired = _paired(ev, s, metric)
     if rollout.phase == "shadow":
-        if ev.paired_diff is None or ev.champion_metric in (None, 0) or ev.labelled.get("paired", 0) < s.min_labelled:
-            return None  # shadow passes on operational checks; labels decide when they are there
-        est, _low, high = ev.paired_diff
-        drop = -est / float(ev.champion_metric)
-        text = (
-            f"{metric} on the same {ev.labelled['paired']} labelled requests: challenger - champion "
-            f"{est:+.4f} (95% up to {high:+.4f})"
-        )
-        if drop >= s.revert_drop and high < 0:
-            return "revert", Why("worse_on_same_rows", "revert", text, metric, drop, s.revert_drop)
-        if drop >= s.revert_drop:
-            unsure = text + "; waiting for more labels"
-            return "hold", Why("metric_drop_unconfirmed", "hold", unsure, metric, drop, s.revert_drop)
-        if drop >= s.hold_drop and high < 0:
-            return "investigate", Why("investigate_quality", "investigate", text, metric, drop, s.hold_drop)
-        return "advance", Why("quality_ok", "advance", text, metric, drop, s.hold_drop)
-    if rollout.share >= 100 and ev.requests.get("champion", 0) == 0:
+        return paired  # shadow passes on operational checks; labels decide when they are there
+    if paired is not None:
+        return paired  # the champion's mirror scores of the challenger's own requests: same rows
+    if rollout.share >= 100 and ev.requests.get("champion", 0) == 0 and ev.paired == 0:
         return None  # nobody left on the champion to compare with: the 50 % step was the last comparison
     lab = min(ev.labelled.get("champion", 0), ev.labelled.get(CHALLENGER, 0))
     pos = min(ev.positives.get("champion", 0), ev.positives.get(CHALLENGER, 0))

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.contract import Contract
+from driftline.contract import LOG_COLUMNS, Contract
 from driftline.errors import InputError
 from driftline.labels import binary_target
 from driftline.splits import utc_naive_series
@@ -115,12 +115,21 @@ def _column_payload(s: pd.Series) -> bytes:
     return b"s" + json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+SERVING_COLUMNS = LOG_COLUMNS[:-1]
+"""The predictions log's serving columns (model, version, variant, score, label, latency)."""
+
+
 def content_hash(frame: pd.DataFrame, sort_by: str | list[str] | None = None) -> str:
     """sha256 over a canonical serialisation: rows sorted by ``sort_by``, columns by name.
 
     Index, row order (when ``sort_by`` is given) and column order do not matter; values and
-    dtype families (integer, float, bool, datetime, text) do. Datetimes are hashed as UTC.
+    dtype families (integer, float, bool, datetime, text) do. Datetimes are hashed as UTC. The
+    serving columns of the predictions log (model version, variant, score, label, latency) are
+    left out: they say how a row was served, not what it is, and a latency differs on every run,
+    so hashes (and the seeds and keys made from them) depend on the data alone.
     """
+    serving = [c for c in SERVING_COLUMNS if c in frame.columns]
+    frame = frame.drop(columns=serving) if serving else frame
     df = frame.sort_values(sort_by, kind="stable") if sort_by is not None else frame
     h = hashlib.sha256(f"driftline-frame-v1;rows={len(df)}".encode())
     for col in sorted(df.columns, key=str):

@@ -294,7 +294,7 @@ class Gateway:
             self.metrics.errors.labels(reason="backpressure").inc()
             return 503, {"detail": "the prediction log is full or closing; retry later"}, {"Retry-After": "1"}
         if rollout is not None and rollout.active:
-            self._log_rollout(rollout, logged, failed, challenger)
+            self._log_rollout(rollout, logged, failed, challenger, served)
         for variant in set(variants):
             self.metrics.records.labels(variant=variant).inc(variants.count(variant))
         self.metrics.latency.labels(variant=variants[0]).observe(time.perf_counter() - started)
@@ -328,7 +328,9 @@ class Gateway:
                 scores[i] = s
         return scores, versions, failed
 
-    def _log_rollout(self, rollout: Any, logged: list[dict[str, Any]], failed: list[str], challenger: Any) -> None:
+    def _log_rollout(
+        self, rollout: Any, logged: list[dict[str, Any]], failed: list[str], challenger: Any, champion: Any
+    ) -> None:
         """Keep what each variant answered during a rollout; hand the champion's rows to the shadow scorer."""
         c = self.contract
         now = int(time.time() * 1e6)
@@ -364,10 +366,15 @@ class Gateway:
         ]
         if self.rollout_log is not None:
             self.rollout_log.offer(rows)
-        if rollout.phase != "shadow" or challenger is None or self.shadow is None:
+        if challenger is None or self.shadow is None:
             return
-        share = self.settings.rollout.shadow_share
-        keep = [i for i, r in enumerate(logged) if share >= 100 or bucket(self.model_name, r[c.request_id]) < share]
+        if rollout.phase == "shadow":
+            share = self.settings.rollout.shadow_share
+            keep = [i for i, r in enumerate(logged) if share >= 100 or bucket(self.model_name, r[c.request_id]) < share]
+            other = challenger
+        else:  # canary: the champion mirrors the challenger's answers, so a step compares the same rows
+            keep = [i for i, r in enumerate(logged) if r["variant"] == CHALLENGER]
+            other = champion
         if keep:
             feats = [{n: logged[i].get(n) for n in c.feature_names} for i in keep]
             meta = [
@@ -379,7 +386,7 @@ class Gateway:
                 }
                 for i in keep
             ]
-            self.shadow.offer(challenger, feats, meta)
+            self.shadow.offer(other, feats, meta)
 
     def _log_shadow(self, rows: list[dict[str, Any]]) -> None:
         """The shadow scorer's results, as rollout rows with ``variant=shadow``."""

@@ -72,7 +72,9 @@ def test_shadow_rules():
     assert _decide(shadow, **dict(base, agreement=0.3)) == ("revert", ["extreme_disagreement"])
     assert _decide(shadow, **dict(base, p99_ms={"champion": 3.0, "shadow": 20.0})) == ("revert", ["challenger_slow"])
     assert _decide(shadow, **base) == ("advance", ["shadow_passed"])
-    worse = dict(base, paired_diff=[-0.2, -0.3, -0.1], champion_metric=0.5, labelled={"paired": 80})
+    worse = dict(
+        base, paired_diff=[-0.2, -0.3, -0.1], champion_metric=0.5, labelled={"paired": 80}, positives={"paired": 9}
+    )
     assert _decide(shadow, **worse) == ("revert", ["worse_on_same_rows"])
     unsure = dict(worse, paired_diff=[-0.2, -0.3, 0.05])  # interval reaches 0: not condemned yet, wait
     assert _decide(shadow, **unsure) == ("hold", ["metric_drop_unconfirmed"])
@@ -109,6 +111,23 @@ def test_canary_rules():
     assert _decide(r, **dict(ok, metric={"champion": 0.50, "challenger": 0.48}, interval=small))[0] == "advance"
     last = _rollout("canary", len(STEPS) - 1, 100.0)
     assert _decide(last, **ok) == ("promote", ["quality_ok", "canary_complete"])
+
+
+def test_a_canary_step_with_mirror_scores_is_judged_on_the_same_rows():
+    r = _rollout("canary", 0, 10.0)
+    two_groups = {  # the challenger's users churn less: unpaired AP says -20 %, apart
+        "requests": {"champion": 300, "challenger": 40},
+        "labelled": {"champion": 200, "challenger": 30, "paired": 30},
+        "positives": {"champion": 30, "challenger": 5, "paired": 5},
+        "metric": {"champion": 0.5, "challenger": 0.4},
+        "interval": {"champion": [0.45, 0.55], "challenger": [0.35, 0.44]},
+    }
+    same_rows = dict(two_groups, paired=40, paired_diff=[0.01, -0.02, 0.04], champion_metric=0.4)
+    assert _decide(r, **same_rows) == ("advance", ["quality_ok", "step_passed"])
+    worse = dict(same_rows, paired_diff=[-0.1, -0.15, -0.05])
+    assert _decide(r, **worse) == ("revert", ["worse_on_same_rows"])
+    few = dict(worse, labelled={**two_groups["labelled"], "paired": 10})  # too few mirror labels: two groups decide
+    assert _decide(r, **few) == ("revert", ["metric_drop"])
 
 
 def test_a_drop_reason_carries_its_numbers():

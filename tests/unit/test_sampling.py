@@ -269,3 +269,12 @@ def test_input_errors() -> None:
         refresh_test_set(f.assign(churned=[None] + [0] * 49), CONTRACT, 10, np.random.default_rng(0))
     with pytest.raises(InputError, match="size must be >= 1"):
         refresh_test_set(f, CONTRACT, 0, np.random.default_rng(0))
+
+
+def test_the_hash_ignores_how_rows_were_served():
+    """Latency, score and model version say how a row was served: two runs of the same data agree."""
+    base = pd.DataFrame({"request_id": ["a", "b"], "x": [1.0, 2.0]})
+    served = base.assign(latency_ms=[1.5, 2.5], score=[0.1, 0.9], model_version=["1", "2"], variant="champion")
+    again = served.assign(latency_ms=[3.0, 0.7])
+    assert content_hash(served, "request_id") == content_hash(again, "request_id") == content_hash(base, "request_id")
+    assert content_hash(base.assign(x=[1.0, 2.5]), "request_id") != content_hash(base, "request_id")
