@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,14 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> int:
         typer.echo(f"error: {type(e).__name__}: {mask_text(str(e))}", err=True)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def hinted(call: Callable[[], Any], hints: dict[str, str]) -> Any:
+    """Run ``call``; a refusal becomes one line with the hint its code has in ``hints`` (this CLI's terms)."""
+    from driftline.errors import RefusedError
+
+    try:
+        return call()
+    except RefusedError as e:
+        hint = hints.get(e.code)
+        raise DriftlineError(f"{e} ({hint})" if hint else str(e), exit_code=e.exit_code) from None

@@ -66,14 +66,8 @@ def _actor(given: str | None = None) -> str:
 
 
 def _hinted(call: Any) -> Any:
-    """Run a registry move; a refusal becomes one line with the hint in this CLI's terms."""
-    from driftline.errors import DriftlineError, RefusedError
-
-    try:
-        return call()
-    except RefusedError as e:
-        hint = CLI_HINTS.get(e.code)
-        raise DriftlineError(f"{e} ({hint})" if hint else str(e), exit_code=e.exit_code) from None
+    """Run a registry move; a refusal becomes one line with its hint (see ``_common.hinted``)."""
+    return _common.hinted(call, CLI_HINTS)
 
 
 def _fmt_metric(value: float | None) -> str:
