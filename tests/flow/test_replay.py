@@ -141,8 +141,7 @@ def test_replay_cli_on_concept_drift(concept, capsys):
 def test_one_policy_alone_replays_like_it_did_among_others(concept):
     """Reuse across policies changes nothing: drift alone gives the same weeks, retrains and metrics."""
     report = concept.get("report")
-    if report is None:
-        pytest.skip("needs test_replay_cli_on_concept_drift")
+    assert report is not None, "run with test_replay_cli_on_concept_drift, which replays all policies first"
     s, c = concept["settings"], concept["contract"]
     store = Store.from_settings(s, c)
     r = rp.Replayer(s, c, store, START + pd.Timedelta(weeks=FIRST), START + pd.Timedelta(weeks=LAST))
