@@ -321,7 +321,8 @@ class Gateway:
                 for i in mine:
                     variants[i] = VARIANT
                 mine = []
-        rest = [i for i in range(len(rows)) if i not in set(mine)]
+        taken = set(mine)
+        rest = [i for i in range(len(rows)) if i not in taken]
         if rest:
             got = (champion.scorer or self._scorer(champion.pipeline))([rows[i] for i in rest]).tolist()
             for i, s in zip(rest, got, strict=True):
