@@ -149,13 +149,10 @@ def gather(
     """The evidence of the rollout's current phase or step, read from the store."""
     rows = store.read_rollout_scores(rollout.model, rollout.phase_started_us, until_us)
     ev = Evidence(phase=rollout.phase)
-    if rollout.phase == "shadow":
-        served = rows[(rows["variant"] == "champion") & (rows["model_version"] == rollout.champion)]
-        shadow = rows[(rows["variant"] == "shadow") & (rows["model_version"] == rollout.challenger)]
-    else:
-        served = rows[(rows["variant"] == "champion") & (rows["model_version"] == rollout.champion)]
-        shadow = rows[(rows["variant"] == CHALLENGER) & (rows["model_version"] == rollout.challenger)]
+    # the challenger's scores: its shadow scores in shadow, the answers it served in a canary
     name = "shadow" if rollout.phase == "shadow" else CHALLENGER
+    served = rows[(rows["variant"] == "champion") & (rows["model_version"] == rollout.champion)]
+    shadow = rows[(rows["variant"] == name) & (rows["model_version"] == rollout.challenger)]
     ok = shadow[shadow["error"].isna()]
     ev.requests = {"champion": len(served), name: len(shadow)}
     ev.errors = {name: int(shadow["error"].notna().sum())}

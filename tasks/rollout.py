@@ -10,8 +10,6 @@ as :class:`Refused` (one line, logged without a traceback) for the flow to fail 
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +21,7 @@ from prefect.events import emit_event
 from driftline.errors import DriftlineError, RefusedError, TransientError
 from driftline.registry.rollouts import Rollout
 from driftline.rollout import RolloutDecision, RolloutRunner, Why
+from driftline.rollout_text import decision_markdown, decision_row, event_payload, one_line, pairs
 from tasks._common import RETRIES, RETRY_DELAY_SECONDS, RunContext, transient
 
 IO = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAY_SECONDS, "retry_condition_fn": transient}
@@ -57,7 +56,7 @@ def resource(model: str, rollout: Rollout | None = None) -> dict[str, str]:
 def status(ctx: RunContext) -> Rollout | None:
     """The model's current (or last) rollout."""
     r = runner(ctx).status()
-    get_run_logger().info("rollout: %s", "none yet" if r is None else _one_line(r))
+    get_run_logger().info("rollout: %s", "none yet" if r is None else one_line(r))
     return r
 
 
@@ -72,7 +71,7 @@ def start(ctx: RunContext, version: str, reason: str) -> Rollout | Refused:
     except DriftlineError as e:  # refused, or not a version of this model
         logger.error("rollout of version %s refused: %s", version, e)
         return Refused(str(e), getattr(e, "code", "invalid"))
-    logger.info("started %s", _one_line(r))
+    logger.info("started %s", one_line(r))
     return r
 
 
@@ -113,7 +112,7 @@ def publish(ctx: RunContext, before: Rollout | None, decision: RolloutDecision) 
     event = EVENT_PREFIX + decision.action
     emit_event(event=event, resource=resource(model, shown), payload=event_payload(model, before, decision))
     get_run_logger().info(
-        "%s: %s (%s)", event, _one_line(after) if after else "no rollout", "; ".join(w.text for w in decision.reasons)
+        "%s: %s (%s)", event, one_line(after) if after else "no rollout", "; ".join(w.text for w in decision.reasons)
     )
     return {**decision_row(before, decision), "event": event}
 
@@ -139,13 +138,13 @@ def summarize(
                 {
                     **d,
                     "reasons": ", ".join(d["reasons"]),
-                    "requests": _pairs(d["requests"]),
-                    "labelled": _pairs(d["labelled"]),
+                    "requests": pairs(d["requests"]),
+                    "labelled": pairs(d["labelled"]),
                 }
                 for d in decisions
             ],
             key="rollout-run",
-            description=f"{len(decisions)} decision(s); now {_one_line(rollout) if rollout else 'no rollout'}",
+            description=f"{len(decisions)} decision(s); now {one_line(rollout) if rollout else 'no rollout'}",
         )
     return summary
 
@@ -161,135 +160,3 @@ def emit_challenger_registered(
         payload={"model": model, "version": str(version), "champion_version": champion, "trigger": trigger},
     )
     return CHALLENGER_EVENT
-
-
-# -- rendering ---------------------------------------------------------------------------------
-def decision_row(before: Rollout | None, decision: RolloutDecision) -> dict[str, Any]:
-    """One line of the run's table: where the rollout was, what was decided, where it is now."""
-    after = decision.rollout
-    ev = decision.evidence
-    return {
-        "phase": before.phase if before else (after.phase if after else "-"),
-        "share": before.share if before else (after.share if after else 0.0),
-        "action": decision.action,
-        "reasons": [w.code for w in decision.reasons],
-        "requests": dict(ev.requests) if ev else {},
-        "labelled": dict(ev.labelled) if ev else {},
-        "now": f"{after.phase} {after.share:g}%" if after else "-",
-    }
-
-
-def event_payload(model: str, before: Rollout | None, decision: RolloutDecision) -> dict[str, Any]:
-    """What a ``driftline.rollout.<action>`` event carries (JSON-safe: undefined numbers are null)."""
-    after = decision.rollout
-    shown = before if before is not None else after
-    payload = {
-        "model": model,
-        "rollout_id": shown.rollout_id if shown else None,
-        "challenger_version": shown.challenger if shown else None,
-        "champion_version": shown.champion if shown else None,
-        "action": decision.action,
-        "phase": shown.phase if shown else None,
-        "share": shown.share if shown else None,
-        "phase_after": after.phase if after else None,
-        "share_after": after.share if after else None,
-        "reasons": [w.to_dict() for w in decision.reasons],
-        "evidence": None if decision.evidence is None else decision.evidence.to_dict(),
-    }
-    return json.loads(json.dumps(_finite(payload), default=str))
-
-
-def decision_markdown(model: str, before: Rollout | None, decision: RolloutDecision, *, metric: str) -> str:
-    """The decision as a reader of the flow run needs it: phase, sample sizes, metrics, action, reasons."""
-    after = decision.rollout
-    shown = before if before is not None else after
-    if shown is None:
-        head = [f"# Rollout of {model}", "", f"**{decision.action}**: no rollout"]
-    else:
-        where = _where(shown)
-        now = _where(after) if after is not None else "-"
-        head = [
-            f"# Rollout {shown.rollout_id} of {model}: version {shown.challenger} vs champion {shown.champion}",
-            "",
-            f"**Decision: {decision.action}** at {where}{'' if now == where else f' → now {now}'}"
-            + (" (paused)" if shown.paused else ""),
-        ]
-    lines = [*head, ""]
-    ev = decision.evidence
-    if ev is not None:
-        variants = list(dict.fromkeys([*ev.requests, *ev.labelled, *ev.metric]))
-        if variants:
-            lines += ["| | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
-            rows = [
-                ("requests", ev.requests, "{:d}"),
-                ("challenger failures", ev.errors, "{:d}"),
-                ("p99 latency (ms)", ev.p99_ms, "{:.1f}"),
-                ("labelled", ev.labelled, "{:d}"),
-                ("positives", ev.positives, "{:d}"),
-                (metric, ev.metric, "{:.4f}"),
-            ]
-            for label, values, fmt in rows:
-                if values:
-                    lines.append(f"| {label} | " + " | ".join(_fmt(values.get(v), fmt) for v in variants) + " |")
-            if ev.interval:
-                cells = []
-                for v in variants:
-                    iv = ev.interval.get(v)
-                    cells.append(f"{_fmt(iv[0], '{:.4f}')} – {_fmt(iv[1], '{:.4f}')}" if iv else "-")
-                lines.append(f"| {metric} 95% interval | " + " | ".join(cells) + " |")
-            lines.append("")
-        facts = []
-        if ev.paired:
-            facts.append(f"- paired requests (scored by both): {ev.paired}")
-        if ev.agreement is not None:
-            facts.append(f"- agreement at the threshold: {ev.agreement:.1%}")
-        if ev.score_psi is not None and math.isfinite(ev.score_psi):
-            facts.append(f"- score PSI between the models: {ev.score_psi:.3f}")
-        if ev.paired_diff:
-            est, low, high = ev.paired_diff
-            champ = "" if ev.champion_metric is None else f" (champion {ev.champion_metric:.4f})"
-            facts.append(
-                f"- {metric}, challenger − champion on the same rows: {est:+.4f} [{low:+.4f}, {high:+.4f}]{champ}"
-            )
-        if ev.worst_segments:
-            worst = ", ".join(
-                f"{s['feature']}={s['value']} {s['disagreement']:.0%} of {s['rows']}" for s in ev.worst_segments
-            )
-            facts.append(f"- most disagreement: {worst}")
-        if facts:
-            lines += [*facts, ""]
-    lines += ["| reason | level | metric | value | threshold | |", "|---|---|---|---|---|---|"]
-    for w in decision.reasons:
-        cells = [w.code, w.level, w.metric or "-", _fmt(w.value, "{:.4g}"), _fmt(w.threshold, "{:.4g}"), w.text]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def _where(r: Rollout) -> str:
-    if r.phase == "canary":
-        return f"canary step {r.step + 1} ({r.share:g}%)"
-    return r.phase
-
-
-def _one_line(r: Rollout) -> str:
-    return f"rollout {r.rollout_id} of version {r.challenger} (champion {r.champion}): {_where(r)}"
-
-
-def _pairs(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items()) or "-"
-
-
-def _fmt(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return fmt.format(value)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -56,15 +56,11 @@ def _actor(given: str | None) -> str:
     return who(given)
 
 
-def _where(r: Rollout) -> str:
-    if r.phase == "canary":
-        return f"canary step {r.step + 1} at {r.share:g}%"
-    return r.phase
-
-
 def _say(r: Rollout) -> str:
     paused = " (paused)" if r.paused else ""
-    return f"rollout {r.rollout_id} of version {r.challenger} (champion {r.champion}): {_where(r)}{paused}"
+    from driftline.rollout_text import one_line
+
+    return one_line(r) + paused
 
 
 def _record(d: RolloutRecord) -> dict[str, Any]:

@@ -352,7 +352,7 @@ def _admit_checked(records: list[Any], single: bool, contract: Contract, stamp: 
     frame[c.timestamp] = pd.Series(times, dtype="datetime64[us]")
     frame = frame[c.row_columns]
     if problems:
-        named = {i for i, p in enumerate_records(problems) if p.rule == "duplicate"}
+        named = {0 if p.record is None else p.record for p in problems if p.rule == "duplicate"}
         raise DoorError(422, problems + _row_problems(frame, contract, where, named))
     checked = check_predictions(frame, contract, "request")
     if len(checked.good) != len(frame):
@@ -366,11 +366,6 @@ def _admit_checked(records: list[Any], single: bool, contract: Contract, stamp: 
 
 def _missing(v: Any) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
-
-
-def enumerate_records(problems: list[Problem]) -> list[tuple[int, Problem]]:
-    """(record index, problem) for problems that name a record (a single-record body is record 0)."""
-    return [(0 if p.record is None else p.record, p) for p in problems]
 
 
 def _row_problems(
