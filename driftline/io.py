@@ -287,3 +287,137 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     else:
         frame.to_csv(p, index=False)
     return p
+
+
+# -- locations: a local path or an object-store URL ------------------------------------------
+# Outputs kept by path (test sets, reports) and large partitioned windows may live in an
+# S3-compatible store. ``s3://bucket/key`` is read and written through fsspec (s3fs, from the
+# ``scale`` extra); the endpoint comes from ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` or,
+# like MLflow, ``MLFLOW_S3_ENDPOINT_URL``, so one variable points both at the same store.
+
+
+def is_url(location: str | Path) -> bool:
+    """True for an object-store URL (``s3://...``); a plain path or ``file://`` is local."""
+    from driftline.settings import is_url as _is_url
+
+    return _is_url(location)
+
+
+def join(base: str | Path, *parts: str) -> str:
+    """``base/part/...`` for a local folder or a URL (no ``os.sep`` surprises, no double slashes)."""
+    return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def _s3_options() -> dict[str, Any]:
+    endpoint = (
+        os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+    )
+    return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+def filesystem(location: str | Path) -> tuple[Any, str]:
+    """The fsspec filesystem for ``location`` and the path within it.
+
+    Raises ConfigError (one line) when the URL's scheme needs a package that is not installed.
+    """
+    import fsspec
+
+    text = str(location)
+    if not is_url(text):
+        return fsspec.filesystem("file"), str(Path(text.removeprefix("file://")).expanduser())
+    scheme = text.split("://", 1)[0].lower()
+    options = _s3_options() if scheme in ("s3", "s3a") else {}
+    try:
+        return fsspec.core.url_to_fs(text, **options)
+    except ImportError as e:
+        raise ConfigError(
+            f"{text}: reading {scheme}:// needs {e.name or 'its fsspec backend'}: pip install 'driftline[scale]'"
+        ) from None
+    except ValueError as e:
+        raise ConfigError(f"{text}: not a usable location ({e})") from None
+
+
+def _wrap(location: str | Path, what: str, e: Exception) -> Exception:
+    """An I/O failure as driftline's error: missing -> InputError, unreachable store -> TransientError."""
+    from driftline.errors import TransientError
+
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, FileNotFoundError):
+        return InputError(f"{location}: not found")
+    if isinstance(e, PermissionError):
+        return InputError(f"{location}: cannot {what} (permission denied: {first[:200]})")
+    return TransientError(f"{location}: cannot {what} ({first[:200]})")
+
+
+def write_bytes(location: str | Path, data: bytes) -> str:
+    """Write ``data`` to a local path or URL (creating local folders); returns the location."""
+    fs, path = filesystem(location)
+    try:
+        if not is_url(location):  # local: write beside, then rename, so a crash never leaves half a file
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+            return str(location)
+        with fs.open(path, "wb") as fh:  # an object store's put is all or nothing
+            fh.write(data)
+    except OSError as e:
+        raise _wrap(location, "write", e) from None
+    return str(location)
+
+
+def write_text(location: str | Path, text: str) -> str:
+    """Write UTF-8 text to a local path or URL; returns the location."""
+    return write_bytes(location, text.encode("utf-8"))
+
+
+def read_bytes(location: str | Path) -> bytes:
+    """The bytes at a local path or URL (InputError when missing, TransientError when unreachable)."""
+    fs, path = filesystem(location)
+    try:
+        with fs.open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise _wrap(location, "read", e) from None
+
+
+def exists(location: str | Path) -> bool:
+    """Whether something is stored at ``location``."""
+    fs, path = filesystem(location)
+    try:
+        return bool(fs.exists(path))
+    except OSError as e:
+        raise _wrap(location, "look up", e) from None
+
+
+def write_parquet(frame: pd.DataFrame, location: str | Path) -> str:
+    """Write ``frame`` as Parquet to a local path or URL; returns the location."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return write_bytes(location, buffer.getvalue())
+
+
+def list_files(location: str | Path, suffixes: tuple[str, ...] = (".parquet", ".pq")) -> list[str]:
+    """Files under a folder or prefix (recursively, e.g. hive ``key=value/`` folders), sorted.
+
+    A location that is itself a file is returned alone. Names are given in the location's own
+    form (``s3://bucket/...`` for a URL). Hidden files (``.name``, ``_SUCCESS``) are left out.
+    """
+    fs, path = filesystem(location)
+    try:
+        if fs.isfile(path):
+            return [str(location)]
+        found = fs.find(path)
+    except OSError as e:
+        raise _wrap(location, "list", e) from None
+    scheme = str(location).split("://", 1)[0] + "://" if is_url(location) else ""
+    out = []
+    for name in sorted(found):
+        base = name.rsplit("/", 1)[-1]
+        if base.startswith((".", "_")) or not base.lower().endswith(suffixes):
+            continue
+        out.append(scheme + name if scheme and not name.startswith(scheme) else name)
+    return out

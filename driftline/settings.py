@@ -328,6 +328,90 @@ class RolloutSettings(_Section):
         return v
 
 
+class FeedbackSettings(_Section):
+    """Production errors fed back into training, and the human review queue (``driftline.feedback``)."""
+
+    enabled: bool = Field(default=True, description="Collect misclassified production rows and train on them.")
+    max_share: float = Field(
+        default=0.2, ge=0, le=0.5, description="Feedback rows are at most this share of a window's training rows."
+    )
+    confident: float = Field(
+        default=0.9, gt=0.5, lt=1, description="An error is 'confident' when the model gave the wrong class ≥ this."
+    )
+    max_age_weeks: int = Field(
+        default=26, ge=1, description="Pool rows older than this (before the test window) age out."
+    )
+    near_threshold: float = Field(
+        default=0.05, ge=0, lt=0.5, description="Unlabelled rows within this of the threshold go to review."
+    )
+    max_queue_per_run: int = Field(default=1000, ge=0, le=100_000, description="Rows one run may add to review.")
+    max_import_rows: int = Field(default=100_000, ge=1, description="Rows one reviewed file may hold.")
+
+
+class EdgeCaseSettings(_Section):
+    """The edge-case suite mined from the logs and its promotion gate (``driftline.edgecases``)."""
+
+    enabled: bool = True
+    mine_weeks: int = Field(default=4, ge=1, description="Weeks of labelled log rows the worst slices are mined from.")
+    min_slice_rows: int = Field(default=30, ge=5, description="Rows a slice needs to be mined or gated.")
+    min_excess: float = Field(
+        default=0.05, ge=0, description="A mined slice's champion loss is at least this much (relative) above global."
+    )
+    fdr: float = Field(
+        default=0.05, gt=0, lt=1, description="False discovery rate of the mined slices (Benjamini-Hochberg)."
+    )
+    max_slices: int = Field(default=20, ge=1, le=200, description="Worst slices kept (others: rare, extreme, unseen).")
+    bins: int = Field(default=5, ge=2, le=20, description="Quantile bins of each key numeric feature.")
+    margin: float = Field(
+        default=0.02, ge=0, description="Brier score a candidate may lose to the champion on a slice before it fails."
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Familywise error of the per-slice gate (Holm).")
+    nudge: float = Field(default=0.01, gt=0, lt=0.5, description="Relative numeric nudge of the perturbation test.")
+    perturb_rows: int = Field(default=2000, ge=10, le=100_000, description="Rows the perturbation test uses.")
+    max_flip_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Share of predictions a nudge may flip (unless the champion's is higher)."
+    )
+    flip_margin: float = Field(
+        default=0.02, ge=0, le=1, description="How far above the champion's flip rate a candidate may go (noise)."
+    )
+
+
+class ScaleSettings(_Section):
+    """Past one machine: the Dask cluster for work that splits, and where home-relative outputs go."""
+
+    dask_address: str | None = Field(
+        default=None,
+        description="A distributed scheduler (tcp://host:8786) for work that splits (backtest folds, partitions of a "
+        "large window); None: that work runs in the flow's own process, without Dask.",
+    )
+    outputs: str | None = Field(
+        default=None,
+        description="Folder or URL (s3://bucket/prefix) for outputs kept by path: test sets and reports; "
+        "None: under home. ``home: s3://...`` sets it.",
+    )
+
+    @field_validator("dask_address", "outputs")
+    @classmethod
+    def _not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be empty (leave it out for the default)")
+        return v
+
+
+def is_url(location: str | Path) -> bool:
+    """True for ``scheme://...`` text other than ``file://`` (an object store, not this host's disk)."""
+    text = str(location)
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.isidentifier() and scheme.lower() != "file"
+
+
+def _scratch_home() -> Path:
+    """A per-process local folder for scratch files when ``home`` names an object store."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"driftline-scratch-{os.getpid()}"
+
+
 class Settings(BaseSettings):
     """Validated settings; build with :func:`load_settings`."""
 
@@ -346,6 +430,9 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     gates: GateSettings = GateSettings()
     rollout: RolloutSettings = RolloutSettings()
+    scale: ScaleSettings = ScaleSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+    edge_cases: EdgeCaseSettings = EdgeCaseSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -358,6 +445,27 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings merges file, environment and overrides itself, in that order.
         return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _home_url(cls, data: Any) -> Any:
+        """``home: s3://bucket/prefix``: outputs go there; scratch stays local and per process."""
+        if not isinstance(data, dict) or not is_url(data.get("home") or ""):
+            return data
+        data = dict(data)
+        url = str(data.pop("home")).rstrip("/")
+        missing = [k for k in ("store_url", "mlflow_tracking_uri") if not data.get(k)]
+        if "mlflow_tracking_uri" in missing and os.environ.get("MLFLOW_TRACKING_URI"):
+            missing.remove("mlflow_tracking_uri")
+        if missing:
+            raise ValueError(
+                f"home {url!r} is an object store, so the store and MLflow cannot live under it: "
+                f"set {' and '.join(missing)} (e.g. postgresql://... and http://mlflow:5000)"
+            )
+        scale = dict(data.get("scale") or {})
+        scale.setdefault("outputs", url)
+        data["scale"], data["home"] = scale, _scratch_home()
+        return data
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -376,6 +484,15 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def outputs_root(self) -> str:
+        """Where test sets and reports are kept: ``scale.outputs`` (a folder or an s3:// URL), else home."""
+        return (self.scale.outputs or str(self.home)).rstrip("/")
+
+    def output_location(self, *parts: str) -> str:
+        """``outputs_root/part/...`` as text (a local path or a URL; see :mod:`driftline.io`)."""
+        return "/".join([self.outputs_root, *(p.strip("/") for p in parts)])
 
     def ensure_home(self) -> Path:
         """Create the state folder (called by commands that write, never at import)."""
@@ -416,7 +533,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         data = loaded or {}
         # Relative paths in the file are relative to the file.
         for key in ("home", "contract"):
-            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute() and not is_url(data[key]):
                 data[key] = str(p.parent / data[key])
     try:
         env = EnvSettingsSource(Settings, env_prefix="DRIFTLINE_", env_nested_delimiter="__", case_sensitive=False)()

@@ -61,5 +61,7 @@ def model_slot(model_name: str) -> Iterator[None]:
         except ObjectNotFound:
             with suppress(ObjectAlreadyExists):  # another run created it first
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    with concurrency(name, occupy=1, strict=True):
+    # A 60 s lease (the server's minimum; renewed while the run lives): a crashed run frees the
+    # model within a minute, not the default 5.
+    with concurrency(name, occupy=1, strict=True, lease_duration=60):
         yield
