@@ -20,7 +20,17 @@ from driftline import pipeline, weekly
 from tasks._common import RETRIES, RETRY_DELAY_SECONDS, transient
 
 IO = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAY_SECONDS, "retry_condition_fn": transient}
-RETRIED_STEPS = frozenset({"load-window", "load-champion", "decision-history", "record-decision", "register"})
+RETRIED_STEPS = frozenset(
+    {
+        "load-window",
+        "load-champion",
+        "collect-feedback",
+        "decision-history",
+        "record-decision",
+        "feedback-rows",
+        "register",
+    }
+)
 """Steps that touch the store or the registry: retried on TransientError (the registration is idempotent)."""
 
 
@@ -98,13 +108,34 @@ def run_week(
     force_retrain: bool,
     alerted_features: list[str] | None,
 ) -> pipeline.Outcome:
-    """The pipeline with every step as a task run; publishes the run's ``weekly-run`` artifact."""
+    """The pipeline with every step as a task run; publishes the run's ``weekly-run`` artifact.
+
+    Before the artifact, the week's figures go to the decision log (the reports' trend) and the
+    week's drift report is written under the reports folder (:func:`driftline.story.publish_week`).
+    """
     outcome = pipeline.run_week(ctx, as_of, trigger, force_retrain, alerted_features, call=call)
+    publish(ctx, outcome)
     create_markdown_artifact(
         weekly.summary_markdown(outcome.summary), key="weekly-run", description=outcome.summary["action"]
     )
     announce_challenger(ctx.settings.model_name, outcome.summary)
     return outcome
+
+
+def publish(ctx: pipeline.Context, outcome: pipeline.Outcome) -> dict[str, str]:
+    """The week's figures and drift report (best effort: a report that cannot be written is logged, not fatal)."""
+    from driftline.errors import DriftlineError
+    from driftline.story import publish_week
+
+    try:
+        paths = publish_week(ctx.registry, ctx.settings, outcome.parts)
+    except (DriftlineError, OSError) as e:
+        get_run_logger().warning("drift report not written: %s", e)
+        return {}
+    outcome.summary.setdefault("reports", {}).update(paths)
+    if paths:
+        get_run_logger().info("drift report: %s", paths.get("drift_report"))
+    return paths
 
 
 def announce_challenger(model: str, summary: dict[str, Any]) -> dict[str, Any] | None:

@@ -20,7 +20,9 @@ def simulate_cmd(
     out: Path = typer.Option(Path("sim"), help="Folder for traffic.parquet, outcomes.parquet, contract.yaml."),
     shift_week: int | None = typer.Option(None, help="Week the scenario starts (default: half way)."),
     start: str = typer.Option("2026-01-05", help="First day (a Monday)."),
-    to_store: bool = typer.Option(False, "--to-store", help="Also write the rows into the configured store."),
+    to_store: bool = typer.Option(
+        False, "--to-store", help="Also write the requests and their outcomes (labels) into the configured store."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Simulate churn traffic and outcomes with a scenario (for demos, tests and benchmarks)."""
@@ -53,7 +55,10 @@ def simulate_cmd(
     for k, v in summary["files"].items():
         typer.echo(f"  {k:9s} {v}")
     if to_store:
-        typer.echo(f"  stored {summary['store']['predictions_stored']:,} predictions in {summary['store']['url']}")
+        st = summary["store"]
+        typer.echo(
+            f"  stored {st['predictions_stored']:,} predictions and {st['outcomes_stored']:,} outcomes in {st['url']}"
+        )
 
 
 def ingest_cmd(

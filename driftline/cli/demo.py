@@ -70,9 +70,9 @@ def _write_config(home: Path, contract_path: Path) -> Path:
 
 def _line(week: int, as_of: pd.Timestamp, failed: bool, summary: dict[str, Any] | None, message: str) -> str:
     head = f"week {week:2d} ({as_of:%Y-%m-%d})"
-    if failed:
-        return f"{head}  [red]blocked[/red]  {message}"
     s = summary or {}
+    if failed:  # the reasons name each blocking skew finding with its rows and suggested mapping
+        return f"{head}  [red]blocked[/red]  {message}"
     action = s.get("action", "?")
     drift = s.get("drift") or {}
     if action == "no retrain":
@@ -382,15 +382,6 @@ def _run(console: Any, workdir: Path | None, weeks: int, users: int, first_week:
         console.print(_line(week, as_of, failed, summary, message), highlight=False)
         findings = (summary or {}).get("skew_findings") or []
         if failed and findings and week not in alias_weeks:
-            for f in findings[:2]:
-                mapping = f.get("mapping") or {}
-                sample = dict(list(mapping.items())[:4])
-                console.print(
-                    f"           skew: {f.get('feature')} {f.get('kind')} ({f.get('severity')}), "
-                    f"{f.get('rows_affected', 0):,} rows; suggested mapping {sample}"
-                    + (" …" if len(mapping) > 4 else ""),
-                    highlight=False,
-                )
             contract, applied = _apply_aliases(findings, contract, Path(settings.contract))
             if applied:
                 alias_weeks.append(week)

@@ -143,7 +143,12 @@ def drift_command(
     threshold: float | None = typer.Option(None, "--threshold", help="Deployed decision threshold on the score."),
     batch_size: int = typer.Option(262_144, "--batch-size", min=1, help="Rows per chunk when streaming Parquet."),
     fail_on: str = typer.Option(
-        "none", "--fail-on", help=f"Exit {DECISION_EXIT} when the decision is at least this: none|investigate|retrain."
+        "none",
+        "--fail-on",
+        help=(
+            f"Exit {DECISION_EXIT} when the policy decides this or worse: 'investigate' (investigate or retrain) "
+            f"or 'retrain'. The default, 'none', never exits {DECISION_EXIT} for a decision."
+        ),
     ),
     strict_columns: bool = typer.Option(False, "--strict-columns", help=STRICT_HELP),
 ) -> None:

@@ -65,6 +65,30 @@ def _actor(given: str | None = None) -> str:
         return os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
 
 
+def _settings_found() -> bool:
+    """Whether this invocation names its model: a settings file exists, or ``DRIFTLINE_MODEL_NAME``."""
+    from driftline.settings import config_path
+
+    return config_path(_common.STATE.config).exists() or bool(os.environ.get("DRIFTLINE_MODEL_NAME"))
+
+
+def _nothing_found(what: str, reg: ModelRegistry) -> None:
+    """Refuse an empty answer given without settings; the caller reports an empty one otherwise.
+
+    With a settings file (or ``DRIFTLINE_MODEL_NAME``) an empty registry is a fresh project. Without
+    either, the model name and the registry are the defaults, which almost always means a command
+    run from the wrong folder: one line naming the model and where it looked, exit 2.
+    """
+    from driftline.errors import DriftlineError
+    from driftline.settings import config_path
+
+    if not _settings_found():
+        raise DriftlineError(
+            f"{what} of model '{reg.model_name}' (the default name) at {reg.where}: no settings file "
+            f"{config_path(_common.STATE.config).resolve()}; pass --config FILE or set DRIFTLINE_CONFIG"
+        )
+
+
 def _hinted(call: Any) -> Any:
     """Run a registry move; a refusal becomes one line with its hint (see ``_common.hinted``)."""
     return _common.hinted(call, CLI_HINTS)
@@ -103,13 +127,18 @@ def register(app: typer.Typer) -> None:
         reg, s = _registry()
         metric = s.gates.primary_metric
         versions = reg.list_versions()
+        if not versions:
+            _nothing_found("no versions", reg)
+            if not as_json:
+                typer.echo(f"no versions of model '{reg.model_name}' at {reg.where} yet")
+                return
+        # Aliases moved in the MLflow UI (or by any other client) skipped the gates and the history: say so.
+        for move in reg.outside_moves({a: v.version for v in versions for a in v.aliases}):
+            typer.echo(f"warning: {move.text}", err=True)
         if as_json:
             _common.emit_json(
                 [{**v.to_dict(), "primary_metric": metric, "primary_metric_value": v.metric(metric)} for v in versions]
             )
-            return
-        if not versions:
-            typer.echo(f"no versions of model '{reg.model_name}' at {reg.where}")
             return
         from rich.table import Table
 
@@ -203,6 +232,8 @@ def register(app: typer.Typer) -> None:
         """Every recorded alias move: when, who, alias, from, to, why."""
         reg, _s = _registry()
         moves = reg.history(alias)
+        if not moves:
+            _nothing_found("no alias moves recorded", reg)
         if as_json:
             _common.emit_json([m.to_dict() for m in moves])
             return

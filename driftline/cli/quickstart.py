@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; pandas is imported by the command that needs it
+    import pandas as pd
 
 MAX_TRAIN_WEEKS = 8
 MAX_BACKTEST_FOLDS = 3
@@ -50,6 +52,8 @@ def plan_windows(times: pd.Series, label_delay_days: int) -> Plan:
 
     Raises InputError when the events span less than two calendar weeks (nothing to train on).
     """
+    import pandas as pd
+
     from driftline.errors import InputError
     from driftline.splits import week_start
 
@@ -97,6 +101,8 @@ def _settings_yaml(contract_name: str, model_name: str, plan: Plan, label_delay_
 
 def _outcomes(frame: pd.DataFrame, contract: Any, label_delay_days: int) -> pd.DataFrame:
     """The file's labels as an outcomes frame: request id, entity id, label, observation time."""
+    import pandas as pd
+
     from driftline.errors import InputError
     from driftline.ingest import with_request_id
     from driftline.store import OUTCOME_TIME
@@ -147,7 +153,7 @@ def run_quickstart(
 ) -> int:
     """Every step of the module docstring; returns the exit code (0, or 1 when the first run was blocked)."""
     from driftline.cli.drift import _fit
-    from driftline.cli.run import _quiet_prefect, _state_summary, quiet_prefect_logs
+    from driftline.cli.run import _state_summary, stream_environment, streamed_run_logs
     from driftline.errors import DriftlineError, InputError
     from driftline.infer import contract_yaml, infer_with_notes
     from driftline.ingest import ingest_files
@@ -203,10 +209,12 @@ def run_quickstart(
         f"4. first weekly run: refresh-and-retrain as of {plan.as_of:%Y-%m-%d} (test week "
         f"{plan.test_start:%Y-%m-%d}, {plan.train_weeks} training week(s))"
     )
-    _quiet_prefect()
+    stream_environment()
     from flows.refresh_and_retrain import refresh_and_retrain
 
-    with quiet_prefect_logs():
+    # The run's log lines go to the Prefect API in force (not to the terminal: the steps above and
+    # the review below are this command's output).
+    with streamed_run_logs(show=False):
         state = refresh_and_retrain(
             as_of=plan.as_of.to_pydatetime(), trigger="manual", config=str(cfg), return_state=True
         )

@@ -3,12 +3,19 @@
 The CLI package (this module and ``demo.py``) is the only part of the library allowed to import
 Prefect flows, lazily inside the commands, so the rest of ``driftline`` stays usable without an
 orchestrator.
+
+``driftline run`` streams the flow's own log lines (its flow and task run loggers, one line
+each, no tracebacks) to stderr while it runs, and ends with the outcome on stdout. Those lines
+also go to the Prefect API the run reports to (a server in ``PREFECT_API_URL``, else the
+temporary local one), so a run started here shows its logs in the Prefect UI like a deployment
+run. Prefect's other output (server start-up, its console handler) stays off the terminal.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -59,6 +66,84 @@ def quiet_prefect_logs() -> Iterator[None]:
         logging.disable(previous)
 
 
+# Prefect reads these over its logging.yml at every (re)configuration, so the run loggers keep
+# INFO even after Prefect re-applies its config (its default, NOTSET, would inherit the
+# "prefect" logger's CRITICAL from quiet_environment and drop the lines for the API too).
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+STREAM_ENVIRONMENT = {
+    "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
+}
+MAX_LOG_LINE = 240
+
+
+class TerminalLogHandler(logging.Handler):
+    """One line per flow/task run record on the current stderr: time, run name, message.
+
+    Left out, because the command's own last lines say it once: Prefect's "Finished in state …"
+    lines and the error records that carry an exception (with their tracebacks) — the outcome
+    or the one-line error follows. Retry notices and the tasks' own lines stay. The Prefect API
+    still gets every record.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if message.startswith("Finished in state") or (record.levelno >= logging.ERROR and record.exc_info):
+                return
+            who = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None) or record.name
+            first = (message.strip().splitlines() or [""])[0]
+            if len(first) > MAX_LOG_LINE:
+                first = first[: MAX_LOG_LINE - 1] + "…"
+            level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+            when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+            sys.stderr.write(f"{when}  {who}  {level}{first}\n")
+            sys.stderr.flush()
+        except Exception:  # a log line must never break the run
+            self.handleError(record)
+
+
+def stream_environment() -> None:
+    """Set (when unset) what a CLI-started run needs: quiet Prefect, run loggers at INFO.
+
+    Call before Prefect is imported, like :func:`_quiet_prefect`.
+    """
+    _quiet_prefect()
+    for key, value in STREAM_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def streamed_run_logs(show: bool = True) -> Iterator[None]:
+    """For the block: the run loggers' lines on the terminal (unless not ``show``) and to the API.
+
+    Call after Prefect is imported (its logging is configured then). The run loggers stop
+    propagating to the root logger, whose Prefect console handler would print them a second
+    time with tracebacks, and the root and MLflow loggers are held back so only the run's own
+    lines reach the terminal; everything is restored afterwards.
+    """
+    handler = TerminalLogHandler(level=logging.INFO)
+    saved: list[tuple[logging.Logger, int, bool]] = []
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        if show:
+            logger.addHandler(handler)
+    for name, level in ((None, logging.CRITICAL), ("mlflow", logging.ERROR)):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.setLevel(max(level, logger.level))
+    try:
+        yield
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
 def _state_summary(state: Any) -> tuple[bool, dict[str, Any] | None, str, BaseException | None]:
     """(failed?, summary dict, message, the exception that ended the run) from a flow's state."""
     message = state.message or ""
@@ -85,37 +170,134 @@ def run_cmd(
     ),
     force_retrain: bool = typer.Option(False, "--force-retrain", help="Retrain even when no trigger fires."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not stream the flow's log lines to stderr."),
 ) -> None:
-    """Run a flow once, now, on the local Prefect API (or the server in PREFECT_API_URL)."""
+    """Run a flow once, now, on the local Prefect API (or the server in PREFECT_API_URL).
+
+    The flow's log lines stream to stderr (and to the Prefect API); the outcome ends the output:
+    the action, version, reasons and report paths (drift-monitor: the level, the alerting
+    features and the report). Exit 1 when the run failed, 2 for unusable settings or data.
+    """
     if flow_name not in FLOWS:
         raise InputError(f"unknown flow {flow_name!r}; choose one of: {', '.join(FLOWS)}")
     if trigger not in TRIGGERS:
         raise InputError(f"unknown trigger {trigger!r}; choose one of: {', '.join(TRIGGERS)}")
     # Settings and contract errors surface here, in one line, before Prefect starts.
     contract_for(None, settings())
-    _quiet_prefect()
+    stream_environment()
     config = str(STATE.config) if STATE.config else None
-    with quiet_prefect_logs():
-        if flow_name == "refresh-and-retrain":
-            from flows.refresh_and_retrain import refresh_and_retrain
+    if flow_name == "refresh-and-retrain":
+        from flows.refresh_and_retrain import refresh_and_retrain as flow_fn
 
-            state = refresh_and_retrain(
-                as_of=as_of, trigger=trigger, force_retrain=force_retrain, config=config, return_state=True
-            )
-        else:
-            from flows.drift_monitor import drift_monitor
-
-            state = drift_monitor(as_of=as_of, config=config, return_state=True)
-    failed, summary, message, error = _state_summary(state)
-    if isinstance(error, DriftlineError):
-        raise error  # unusable input or settings: one line, exit 2
-    if as_json:
-        emit_json({"state": state.type.value, "message": message, "summary": summary})
+        kwargs: dict[str, Any] = {"as_of": as_of, "trigger": trigger, "force_retrain": force_retrain}
     else:
-        what = (summary or {}).get("action") or (summary or {}).get("level", "")
-        typer.echo(f"{flow_name}: {state.type.value.lower()} — {message or what}")
+        from flows.drift_monitor import drift_monitor as flow_fn
+
+        kwargs = {"as_of": as_of}
+    with streamed_run_logs(show=not quiet):
+        state = flow_fn(**kwargs, config=config, return_state=True)
+    failed, summary, message, error = _state_summary(state)
+    if isinstance(error, DriftlineError):  # unusable input or settings: one line, exit 2
+        note = data_range_note()
+        raise DriftlineError(f"{error}; {note}" if note else str(error), exit_code=error.exit_code) from None
+    if flow_name == "drift-monitor" and summary is not None and not summary.get("n_rows"):
+        summary["data_range"] = data_range_note()
+    run_id = getattr(state.state_details, "flow_run_id", None)
+    if as_json:
+        emit_json({"state": state.type.value, "message": message, "flow_run_id": run_id, "summary": summary})
+    else:
+        for line in outcome_lines(flow_name, state.type.value.lower(), message, summary):
+            typer.echo(line)
+        if run_id:
+            typer.echo(f"  flow run: {run_id} (its logs and artifacts are in Prefect)")
     if failed:
         raise typer.Exit(1)
+
+
+def data_range_note() -> str:
+    """Which times the store's predictions cover, for messages about a window with no data ('' if unknown)."""
+    from driftline.store import Store
+
+    try:
+        s = settings()
+        store = Store.from_settings(s, contract_for(None, s))
+        try:
+            bounds = store.time_bounds()
+        finally:
+            store.dispose()
+    except Exception:  # the note is a hint; the error it is added to says what failed
+        return ""
+    if bounds is None:
+        return "the store holds no predictions yet"
+    return f"the store's predictions cover {bounds[0]:%Y-%m-%d %H:%M} to {bounds[1]:%Y-%m-%d %H:%M}"
+
+
+def _paths(value: Any) -> list[tuple[str, str]]:
+    """(name, path) pairs of a summary's ``reports`` entry (a mapping, or one path)."""
+    if isinstance(value, dict):
+        return [(str(k), str(v)) for k, v in value.items() if v]
+    return [("report", str(value))] if value else []
+
+
+def outcome_lines(flow_name: str, state: str, message: str, summary: dict[str, Any] | None) -> list[str]:
+    """What ``driftline run`` prints at the end: the outcome in a few lines, from the run summary."""
+    s = summary or {}
+    if flow_name == "drift-monitor":
+        level = s.get("level") or "-"
+        lines = [f"{flow_name}: {state} — {level}"]
+        if s.get("window_start"):
+            lines.append(
+                f"  window:   {s['window_start']} → {s.get('window_end')} ({s.get('n_rows', 0):,} rows), "
+                f"champion {s.get('champion_version') or '-'}"
+            )
+        details = s.get("details") or {}
+        rank = {"alert": 0, "warn": 1}
+        for name in sorted(
+            s.get("features") or [], key=lambda n: (rank.get((details.get(n) or {}).get("severity"), 2), n)
+        ):
+            d = details.get(name) or {}
+            psi = d.get("psi")
+            shown = (
+                f"PSI {psi:.3f} (warn {d.get('warn', 0):.3f}, alert {d.get('alert', 0):.3f})" if psi is not None else ""
+            )
+            skew = " — explained by serving skew" if d.get("explained_by_skew") else ""
+            lines.append(f"  {d.get('severity', 'flagged'):<8}  {name}: {shown}{skew}".rstrip())
+        lines += [f"  reason:   {r}" for r in s.get("reasons") or []]
+        if s.get("event"):
+            lines.append(f"  event:    {s['event']}")
+        elif level == "alert":
+            lines.append("  event:    none (alert already sent in this episode; cool-down)")
+        if s.get("skew_event"):
+            lines.append(f"  event:    {s['skew_event']}")
+        lines.append(f"  report:   {s.get('report') or '- (no report: ' + level + ')'}")
+        if s.get("data_range"):
+            lines.append(f"  data:     {s['data_range']}")
+        if not s and message:
+            lines.append(f"  {message}")
+        return lines
+    action = s.get("action") or ""
+    lines = [f"{flow_name}: {state} — {action or message}"]
+    if message and message != action:
+        lines.append(f"  {message}")
+    reg = s.get("registration") or {}
+    if reg.get("version"):
+        how = "promoted to champion" if reg.get("promoted") else "not champion"
+        if reg.get("created") is False:
+            how = "already registered for this week"
+        prev = reg.get("previous_champion")
+        lines.append(f"  version:  {reg['version']} ({how}{f'; champion before: {prev}' if prev else ''})")
+    drift = s.get("drift") or {}
+    if drift:
+        lines.append(f"  decision: {drift.get('action', '-')} (trigger {drift.get('trigger') or '-'})")
+    lines += [f"  reason:   {r}" for r in drift.get("reasons") or []]
+    lines += [
+        f"  blocked:  {r}" for r in (s.get("data_check") or {}).get("reasons") or [] if s.get("action") == "blocked"
+    ]
+    failed_gates = [g.get("name") for g in (s.get("gates") or {}).get("gates", []) if not g.get("passed")]
+    if failed_gates:
+        lines.append(f"  gates failed: {', '.join(str(g) for g in failed_gates)}")
+    lines += [f"  {name}: {path}" for name, path in _paths(s.get("reports"))]
+    return lines
 
 
 def demo_cmd(

@@ -99,6 +99,8 @@ RUN_TAG_KEY = "driftline.idempotency_key"
 RUN_TAG_MODEL_URI = "driftline.model_uri"
 """Run tag written once the model is logged: a FINISHED run with it is ready to register."""
 DEFAULT_ALIASES = ("champion", "challenger")
+MAX_DESCRIPTION = 5000
+"""Characters of a description kept: MLflow's SQL stores declare the column VARCHAR(5000)."""
 MODEL_ARTIFACT_NAME = "model"
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.:/+=@-]{1,200}$")
@@ -573,6 +575,51 @@ class ModelRegistry:
     def registration(self, version: str | int) -> Registration | None:
         """driftline's record of a version (None when driftline did not register it)."""
         return self.store.registration(self.model_name, version=self._check_version(version))
+
+    # -- the story in MLflow ------------------------------------------------------------------------
+    def outside_moves(self, aliases_now: Mapping[str, str] | None = None) -> list[Any]:
+        """Aliases MLflow holds differently from driftline's recorded history (moved outside driftline).
+
+        ``aliases_now`` are MLflow's aliases when the caller already read them (``models list``
+        does); else they are read here. Returns :class:`driftline.registry.history.OutsideMove`
+        records (empty when nothing differs, or before the model exists).
+        """
+        from driftline.registry.history import outside_moves
+
+        if aliases_now is None:
+            state = self._state_or_none()
+            if state is None:
+                return []
+            aliases_now = state.aliases
+        return outside_moves(self.store.moves(self.model_name), aliases_now, self.aliases)
+
+    def version_description(self, version: str | int) -> str:
+        """The markdown description MLflow shows for a version ('' when none was written)."""
+        v = self._check_version(version)
+        self._require_store()
+        backend = self._mlflow_backend
+        with backend.translate():
+            return str(backend.client.get_model_version(self.model_name, v).description or "")
+
+    def describe_version(self, version: str | int, description: str) -> None:
+        """Write a version's markdown description (what the MLflow UI shows on the version page)."""
+        v = self._check_version(version)
+        backend = self._mlflow_backend
+        with backend.translate():
+            backend.client.update_model_version(self.model_name, v, description=description[:MAX_DESCRIPTION])
+
+    def describe_model(self, description: str) -> None:
+        """Write the registered model's markdown description (what it is, its contract, how to roll back)."""
+        backend = self._mlflow_backend
+        with backend.translate():
+            backend.client.update_registered_model(self.model_name, description=description[:MAX_DESCRIPTION])
+
+    def ui_url(self, version: str | int | None = None) -> str | None:
+        """The MLflow UI page of the model (or of one version) for an http(s) tracking server, else None."""
+        if not self.is_http:
+            return None
+        base = f"{self.where.rstrip('/')}/#/models/{self.model_name}"
+        return base if version is None else f"{base}/versions/{self._check_version(version)}"
 
     # -- registering -----------------------------------------------------------------------------
     def register_candidate(

@@ -237,6 +237,67 @@ def previous_holder(moves: Sequence[AliasMove], alias: str, current: str) -> str
     return stack[-2] if len(stack) >= 2 else None
 
 
+@dataclass(frozen=True)
+class OutsideMove:
+    """An alias whose MLflow target differs from what driftline's history says it should be.
+
+    ``recorded`` is the version the last settled record leaves the alias at (None = unset),
+    ``actual`` what MLflow says now; ``last`` is that record (None before the alias' first move).
+    """
+
+    alias: str
+    recorded: str | None
+    actual: str | None
+    last: AliasMove | None = None
+
+    @property
+    def text(self) -> str:
+        """One line for ``models list``: what differs and what to do."""
+        was = f"version {self.recorded}" if self.recorded else "unset"
+        now = f"version {self.actual}" if self.actual else "unset"
+        since = f" (last recorded move #{self.last.seq} by {self.last.actor})" if self.last is not None else ""
+        return (
+            f"{self.alias} is at {now} in MLflow but driftline's history has it {was}{since}: moved outside "
+            "driftline (MLflow UI or another client), past the gates and the history; driftline records it "
+            "as 'external' at its next move of this alias — use driftline models promote/rollback instead"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "recorded": self.recorded,
+            "actual": self.actual,
+            "last_seq": None if self.last is None else self.last.seq,
+            "text": self.text,
+        }
+
+
+def outside_moves(
+    moves: Sequence[AliasMove], aliases_now: Mapping[str, str], managed: Sequence[str] = ()
+) -> list[OutsideMove]:
+    """Aliases whose MLflow target (``aliases_now``) differs from the recorded history's, by alias name.
+
+    Looks at the aliases in ``managed`` and every alias the history records; an alias whose
+    last record is still an ``intent`` (a move in flight, or one a repair will settle) is left
+    out — it is not an outside move. An alias driftline never recorded counts as unset, so a
+    ``champion`` set by hand before driftline's first move is reported too.
+    """
+    heads: dict[str, AliasMove] = {}
+    for m in moves:
+        heads[m.alias] = m  # ordered by seq: the last one per alias is its head
+    out = []
+    for alias in sorted(set(managed) | set(heads)):
+        head = heads.get(alias)
+        if head is not None and head.state == "intent":
+            continue
+        recorded = head.result if head is not None else None
+        actual = aliases_now.get(alias)
+        actual = None if actual is None else str(actual)
+        if actual != recorded:
+            out.append(OutsideMove(alias, recorded, actual, head))
+    return out
+
+
 # -- the tables ---------------------------------------------------------------------------------
 def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
     history = sa.Table(
@@ -618,20 +679,41 @@ class RegistryStore:
 
 @dataclass(frozen=True)
 class WeeklyDecision:
-    """What the trigger policy decided for one week (test window) of one model."""
+    """What the trigger policy decided for one week (test window) of one model.
+
+    ``figures`` are the week's numbers for the trend panel of the reports (see
+    :func:`driftline.story.week_figures`): the primary metric of the champion (and of a
+    candidate) on the week's refreshed test set, and each feature's PSI; empty for older rows.
+    """
 
     week: str
     champion_version: str | None
     action: str
     codes: tuple[str, ...]
     state: Mapping[str, float] = field(default_factory=dict)  # what the policy carries over (the metric CUSUM)
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _payload(raw_text: str | None) -> tuple[list[str], dict[str, float], dict[str, Any]]:
+    """``codes`` holds a JSON list of codes, or {"codes": [...], "state": {...}, "figures": {...}}."""
+    raw = json.loads(raw_text or "[]")
+    if isinstance(raw, dict):
+        return list(raw.get("codes", [])), dict(raw.get("state") or {}), dict(raw.get("figures") or {})
+    return list(raw), {}, {}
 
 
 def _decision(row: Any) -> WeeklyDecision:
-    # ``codes`` holds a JSON list of codes, or {"codes": [...], "state": {...}} when there is state.
-    raw = json.loads(row.codes or "[]")
-    codes, state = (raw.get("codes", []), raw.get("state") or {}) if isinstance(raw, dict) else (raw, {})
-    return WeeklyDecision(row.week, row.champion_version, row.action, tuple(codes), dict(state))
+    codes, state, figures = _payload(row.codes)
+    return WeeklyDecision(row.week, row.champion_version, row.action, tuple(codes), state, figures)
+
+
+def _encode(codes: Sequence[str], state: Mapping[str, float] | None, figures: Mapping[str, Any] | None) -> str:
+    payload: Any = list(codes)
+    if state or figures:
+        payload = {"codes": list(codes), "state": {k: float(v) for k, v in (state or {}).items()}}
+        if figures:
+            payload["figures"] = dict(figures)
+    return json.dumps(payload, allow_nan=False, default=str)
 
 
 class DecisionLog:
@@ -648,23 +730,41 @@ class DecisionLog:
         action: str,
         codes: Sequence[str],
         state: Mapping[str, float] | None = None,
+        figures: Mapping[str, Any] | None = None,
     ) -> None:
-        """Keep the week's decision; a rerun of the same week replaces it (the runs agree by construction)."""
+        """Keep the week's decision; a rerun of the same week replaces it (the runs agree by construction).
+
+        Figures already recorded for the week (e.g. a candidate's metric) are kept unless replaced.
+        """
         d = self.store.t["decisions"]
-        payload: Any = list(codes)
-        if state:
-            payload = {"codes": list(codes), "state": {k: float(v) for k, v in state.items()}}
-        row = {
-            "model_name": model,
-            "week": week,
-            "champion_version": champion_version,
-            "action": action,
-            "codes": json.dumps(payload),
-            "recorded_us": _now_us(),
-        }
         with self.store._begin() as conn:
+            old = conn.execute(sa.select(d.c.codes).where(d.c.model_name == model, d.c.week == week)).first()
+            merged = {**(_payload(old.codes)[2] if old is not None else {}), **dict(figures or {})}
+            row = {
+                "model_name": model,
+                "week": week,
+                "champion_version": champion_version,
+                "action": action,
+                "codes": _encode(codes, state, merged),
+                "recorded_us": _now_us(),
+            }
             conn.execute(d.delete().where(d.c.model_name == model, d.c.week == week))
             conn.execute(d.insert().values(**row))
+
+    def annotate(self, model: str, week: str, figures: Mapping[str, Any]) -> bool:
+        """Merge ``figures`` into the week's recorded decision; False when the week has no row yet."""
+        d = self.store.t["decisions"]
+        with self.store._begin() as conn:
+            old = conn.execute(sa.select(d.c.codes).where(d.c.model_name == model, d.c.week == week)).first()
+            if old is None:
+                return False
+            codes, state, existing = _payload(old.codes)
+            conn.execute(
+                d.update()
+                .where(d.c.model_name == model, d.c.week == week)
+                .values(codes=_encode(codes, state, {**existing, **dict(figures)}))
+            )
+        return True
 
     def before(self, model: str, week: str, limit: int = 52) -> list[WeeklyDecision]:
         """Decisions of the weeks before ``week``, newest first."""
@@ -674,6 +774,15 @@ class DecisionLog:
         q = sa.select(d).where(d.c.model_name == model, d.c.week < week).order_by(d.c.week.desc()).limit(limit)
         with self.store._begin() as conn:
             return [_decision(r) for r in conn.execute(q)]
+
+    def until(self, model: str, week: str, limit: int = 26) -> list[WeeklyDecision]:
+        """Decisions of the last ``limit`` weeks up to and including ``week``, oldest first (the trend)."""
+        if self.store.absent():
+            return []
+        d = self.store.t["decisions"]
+        q = sa.select(d).where(d.c.model_name == model, d.c.week <= week).order_by(d.c.week.desc()).limit(limit)
+        with self.store._begin() as conn:
+            return [_decision(r) for r in conn.execute(q)][::-1]
 
 
 def wait(deadline: float, what: str) -> None:

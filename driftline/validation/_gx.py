@@ -21,6 +21,8 @@ from great_expectations.data_context.types.base import (
 )
 
 DOCS_SITE = "driftline"
+RESULTS_FOLDER = ".results"
+"""Folder of a docs site holding the validation results its index lists (JSON, GX's own format)."""
 
 
 class ExpectColumnQuantilesNearReference(gxe.ExpectColumnQuantileValuesToBeBetween):
@@ -42,7 +44,7 @@ class ExpectColumnQuantilesNearReference(gxe.ExpectColumnQuantileValuesToBeBetwe
 
 
 def new_context(docs_dir: Path | None = None) -> Any:
-    """An in-memory GX context with analytics and progress bars off; Data Docs to ``docs_dir``."""
+    """An ephemeral GX context with analytics and progress bars off; Data Docs to ``docs_dir``."""
     sites: dict[str, Any] = {}
     if docs_dir is not None:
         sites[DOCS_SITE] = {
@@ -53,8 +55,16 @@ def new_context(docs_dir: Path | None = None) -> Any:
             },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    if docs_dir is not None:
+        # Validation results kept beside the site, so its index lists every run written there
+        # (each call builds a fresh context; an in-memory store would list only its own run).
+        defaults.stores[defaults.validation_results_store_name]["store_backend"] = {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str((Path(docs_dir) / RESULTS_FOLDER).resolve()),
+        }
     config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        store_backend_defaults=defaults,
         data_docs_sites=sites,
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),

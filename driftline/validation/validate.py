@@ -1,8 +1,9 @@
 """Run a contract suite on a DataFrame with real GX objects and summarise the outcome.
 
-The path is GX's own: an in-memory context, a pandas data source, a dataframe asset, a
-whole-dataframe batch definition, a ``ValidationDefinition`` and a ``Checkpoint`` (with an
-``UpdateDataDocsAction`` when Data Docs are asked for). The summary keeps, per expectation, its
+The path is GX's own: an ephemeral context, a pandas data source, a dataframe asset, a
+whole-dataframe batch definition, a ``ValidationDefinition`` and a ``Checkpoint``; when Data
+Docs are asked for, GX's site builder renders them (named by run and data asset) and
+:mod:`driftline.validation.docs` makes them load nothing from the network. The summary keeps, per expectation, its
 name, column, success, unexpected count and a few example values, plus the row positions that
 failed row-level expectations, so rows can be quarantined with the rule they broke.
 """
@@ -159,35 +160,64 @@ def run_suite(
     suite: ExpectationSuite,
     docs_dir: Path | None = None,
     result_format: dict[str, Any] | str | None = None,
+    *,
+    asset_name: str | None = None,
+    run_name: str | None = None,
 ) -> Any:
     """Validate ``frame`` against ``suite`` through a GX Checkpoint; GX's suite result.
 
-    With ``docs_dir`` the checkpoint's ``UpdateDataDocsAction`` writes a static Data Docs
-    site there (``docs_dir/index.html``).
+    With ``docs_dir`` GX's site builder writes a static Data Docs site there
+    (``docs_dir/index.html``) for this run, named ``run_name`` and showing ``asset_name`` as the
+    data asset (a dataframe batch has none of its own: GX would print "Data asset: None"); the
+    pages are then made self-contained (:func:`driftline.validation.docs.self_contained`).
     """
     from driftline.validation._gx import DOCS_SITE, gx, new_context
 
     ctx = new_context(docs_dir)
     suite = ctx.suites.add(suite)
+    asset = _asset_key(asset_name or "batch")
     batch_definition = (
         ctx.data_sources.add_pandas("driftline")
-        .add_dataframe_asset(name="batch")
+        .add_dataframe_asset(name=asset)
         .add_batch_definition_whole_dataframe("whole_batch")
     )
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
     )
-    actions = [] if docs_dir is None else [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])]
     checkpoint = ctx.checkpoints.add(
         gx.Checkpoint(
             name=f"{suite.name}-checkpoint",
             validation_definitions=[definition],
-            actions=actions,
+            actions=[],
             result_format=result_format or RESULT_FORMAT,
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
-    return next(iter(result.run_results.values()))
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_id = RunIdentifier(run_name=run_name) if run_name else None
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+    identifier, suite_result = next(iter(result.run_results.items()))
+    if docs_dir is not None:
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+        from driftline.validation.docs import self_contained
+
+        stored = suite_result
+        spec = {k: v for k, v in dict(stored.meta.get("batch_spec") or {}).items() if k != "batch_data"}
+        stored.meta["batch_spec"] = {**spec, "data_asset_name": asset_name or asset}
+        ctx.validation_results_store.set(identifier, stored)
+        ctx.build_data_docs(
+            site_names=[DOCS_SITE], resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)]
+        )
+        self_contained(docs_dir)
+    return suite_result
+
+
+def _asset_key(name: str) -> str:
+    """A data asset name GX can use in a file name."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "batch"
 
 
 def _examples(result: dict[str, Any]) -> list[Any]:
@@ -353,6 +383,8 @@ def validate_frame(
     min_rows: int = 1,
     tolerance: float = DEFAULT_TOLERANCE,
     suite: ExpectationSuite | None = None,
+    asset_name: str | None = None,
+    run_name: str | None = None,
 ) -> ValidationResult:
     """Validate one batch against the suite the contract (and profile) implies.
 
@@ -360,7 +392,8 @@ def validate_frame(
     1/0 or yes/no booleans are fine; see :mod:`driftline.values`); ``frame`` is not modified.
     Returns the same structure for flows and the CLI (see :meth:`ValidationResult.to_dict`).
     ``suite`` overrides the generated suite (then ``profile``, ``min_rows`` and ``tolerance``
-    are not used).
+    are not used). With ``docs_dir``, self-contained Data Docs are written there for a run named
+    ``run_name`` whose data asset reads ``asset_name`` (e.g. ``churn · test data · week 2026-03-09``).
     """
     if suite is None:
         suite = build_suite(contract, profile, min_rows=min_rows, tolerance=tolerance)
@@ -368,7 +401,7 @@ def validate_frame(
     docs = None if docs_dir is None else Path(docs_dir)
     if docs is not None:
         docs.mkdir(parents=True, exist_ok=True)
-    gx_result = run_suite(view, suite, docs)
+    gx_result = run_suite(view, suite, docs, asset_name=asset_name, run_name=run_name)
     result = summarise(gx_result, view, suite)
     result.index = frame.index
     if docs is not None:

@@ -55,6 +55,33 @@ def test_data_docs_are_written_with_the_validation_page(tiny_contract, tmp_path)
     assert r.to_dict()["docs"] == str(r.docs_index)
 
 
+def test_data_docs_are_self_contained_and_named_by_model_and_window(tiny_contract, tmp_path):
+    from driftline.validation.docs import docs_folder, external_references, run_name
+
+    docs = docs_folder(tmp_path / "reports", "churn weekly")
+    assert docs == tmp_path / "reports" / "churn-weekly" / "data-docs"
+    name = run_name("churn weekly", "2026-03-09T00:00:00")
+    assert name == "churn-weekly-week-2026-03-09"
+    results = {
+        part: validate_frame(_batch(), tiny_contract, docs_dir=docs, asset_name=f"churn · {part} data", run_name=name)
+        for part in ("train", "test")
+    }
+    pages = sorted(docs.rglob("*.html"))
+    assert len(pages) == 4  # index, the suite, one validation page per dataset
+    for page in pages:
+        html = page.read_text()
+        assert external_references(html) == [], page
+        assert "<script" not in html and "<style>" in html
+    for part, r in results.items():
+        page = r.docs_page.read_text()
+        assert f"Data asset: churn · {part} data" in page and "Data asset: None" not in page
+        assert r.docs_page.parent.parent.name == name and "__none__" not in str(r.docs_page)
+    index = (docs / "index.html").read_text()
+    for r in results.values():
+        assert r.docs_page.relative_to(docs).as_posix() in index  # the index lists both runs, without scripts
+    assert index.count("<td>churn-weekly-week-2026-03-09</td>") == 2
+
+
 @pytest.mark.system
 def test_data_docs_open_in_headless_chromium(tiny_contract, tmp_path):
     chromium = _chromium()

@@ -5,7 +5,10 @@ Starts ``prefect server`` on a free loopback port (SQLite under tmp_path), creat
 worker, runs ``weekly-refresh-retrain`` on a small simulated store, emits
 ``driftline.drift.alert`` and checks that ``retrain-on-drift`` starts with the alert's
 parameters, completes and registers a version tagged ``trigger=drift``; then rolls back
-through the ``rollback`` deployment. Everything started is stopped, also on failure.
+through the ``rollback`` deployment. A second model's ``retrain-on-drift`` is deployed next to
+the first (from a copy of prefect.yaml with another deployment name and settings, on a work
+queue no worker polls): each model's alert starts its own model's retrain and never the other's.
+Everything started is stopped, also on failure.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from tests.system.support import (
 pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.timeout(540)]
 
 MODEL = "churn-system"
+OTHER = "churn-other"  # a second model deployed on the same server; its runs are never executed
+OTHER_DEPLOYMENT = "retrain-on-drift-other"
+OTHER_QUEUE = "other-model"
+OTHER_ALERTED = ["plan"]
 START = pd.Timestamp("2026-01-05")
 WEEKLY_AS_OF = START + pd.Timedelta(weeks=7, hours=3)  # Monday 03:00 of week 7
 # The next week's monitor run: a drift alert within the weekly run's own week would (rightly) find
@@ -74,6 +81,45 @@ def world(tmp_path) -> dict[str, Any]:
     store.append_predictions(sim.traffic)
     store.append_outcomes(sim.outcomes)
     return {"config": config, "settings": settings}
+
+
+def _other_model(tmp_path: Path, world: dict[str, Any]) -> tuple[Path, Path]:
+    """Settings of a second model and a prefect.yaml holding only its retrain-on-drift, renamed.
+
+    Its deployment goes to a work queue the test's worker does not poll, so a run it gets is
+    seen (scheduled) but never executed.
+    """
+    config = tmp_path / "other.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"home": str(tmp_path / "other-home"), "contract": str(world["settings"].contract), "model_name": OTHER}
+        )
+    )
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    (retrain,) = [d for d in spec["deployments"] if d["name"] == "retrain-on-drift"]
+    retrain["name"] = OTHER_DEPLOYMENT
+    retrain["work_pool"] = {**retrain["work_pool"], "work_queue_name": OTHER_QUEUE}
+    spec["deployments"] = [retrain]
+    spec.pop("definitions", None)  # its YAML anchor is already resolved into work_pool
+    prefect_file = tmp_path / "prefect-other.yaml"
+    prefect_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return config, prefect_file
+
+
+def _alert(model: str, champion_version: str | None, features: list[str]) -> tuple[dict, dict]:
+    """The resource and payload of a driftline.drift.alert, as the drift monitor emits them."""
+    payload = {
+        "model": model,
+        "champion_version": champion_version,
+        "level": "alert",
+        "window_start": (ALERT_AS_OF - pd.Timedelta(days=1)).isoformat(),
+        "window_end": ALERT_AS_OF.isoformat(),
+        "as_of": ALERT_AS_OF.isoformat(),
+        "n_rows": 700,
+        "features": features,
+        "details": {f: {"psi": 0.31, "warn": 0.1, "alert": 0.25, "severity": "alert"} for f in features},
+    }
+    return {"prefect.resource.id": f"driftline.model.{model}", "prefect.resource.name": model}, payload
 
 
 def _prefect(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
@@ -140,6 +186,9 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
         _prefect(["work-pool", "create", "driftline", "--type", "process"], env)
         deployed = _prefect(["--no-prompt", "deploy", "--all"], {**env, "DRIFTLINE_CONFIG": str(world["config"])}, 300)
         assert (REPO / "prefect.yaml").read_text() == yaml_before, "prefect deploy rewrote prefect.yaml"
+        other_config, other_file = _other_model(tmp_path, world)
+        other_env = {**env, "DRIFTLINE_CONFIG": str(other_config)}
+        _prefect(["--no-prompt", "deploy", "--all", "--prefect-file", str(other_file)], other_env, 300)
 
         with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             deps = {
@@ -164,13 +213,24 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
                 assert dep.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
             on_drift = deps["refresh-and-retrain/retrain-on-drift"]
             assert on_drift.parameters == {"trigger": "drift"}
+            # One drift automation per model: each matches its own model's resource, runs its own deployment.
+            other = client.read_deployment_by_name(f"refresh-and-retrain/{OTHER_DEPLOYMENT}")
+            assert other.job_variables["env"]["DRIFTLINE_CONFIG"] == str(other_config)
             automations = client.read_automations_by_name("driftline-retrain-on-drift-alert")
-            assert len(automations) == 1 and automations[0].enabled
+            routes = {
+                a.trigger.match.model_dump().get("prefect.resource.id"): [str(x.deployment_id) for x in a.actions]
+                for a in automations
+                if a.enabled
+            }
+            assert routes == {
+                f"driftline.model.{MODEL}": [str(on_drift.id)],
+                f"driftline.model.{OTHER}": [str(other.id)],
+            }, routes
             on_challenger = client.read_automations_by_name("driftline-rollout-on-challenger")
             assert len(on_challenger) == 1 and on_challenger[0].enabled
 
             worker_cmd = [str(BIN / "prefect"), "worker", "start", "--pool", "driftline", "--type", "process"]
-            worker_cmd += ["--name", "system-test-worker", "--install-policy", "never"]
+            worker_cmd += ["--work-queue", "default", "--name", "system-test-worker", "--install-policy", "never"]
             with service(worker_cmd, log=worker_log, env=env, cwd=tmp_path) as worker:
                 logs = [worker_log, server_log]
                 # 1. The weekly deployment on the simulated store: bootstrap -> version 1, champion.
@@ -180,21 +240,13 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
                 v1 = registry.champion()
                 assert v1 is not None and v1.trigger == "bootstrap", registry.list_versions()
 
-                # 2. A drift alert, as the drift monitor emits it.
-                payload = {
-                    "model": MODEL,
-                    "champion_version": v1.version,
-                    "level": "alert",
-                    "window_start": (ALERT_AS_OF - pd.Timedelta(days=1)).isoformat(),
-                    "window_end": ALERT_AS_OF.isoformat(),
-                    "as_of": ALERT_AS_OF.isoformat(),
-                    "n_rows": 700,
-                    "features": ALERTED,
-                    "details": {f: {"psi": 0.31, "warn": 0.1, "alert": 0.25, "severity": "alert"} for f in ALERTED},
-                }
-                resource = {"prefect.resource.id": f"driftline.model.{MODEL}", "prefect.resource.name": MODEL}
-                emit = ["event", "emit", "driftline.drift.alert", "--resource", json.dumps(resource)]
-                _prefect([*emit, "--payload", json.dumps(payload)], env)
+                # 2. Drift alerts, as the drift monitor emits them: the other model's first, then this one's.
+                # Each starts exactly its own model's retrain (the other's run waits on a queue no
+                # worker polls); the counts are checked again after this model's retrain has finished.
+                for model, version, features in ((OTHER, None, OTHER_ALERTED), (MODEL, v1.version, ALERTED)):
+                    resource, payload = _alert(model, version, features)
+                    emit = ["event", "emit", "driftline.drift.alert", "--resource", json.dumps(resource)]
+                    _prefect([*emit, "--payload", json.dumps(payload)], env)
                 runs = wait_for(
                     lambda: _runs_of(client, on_drift.id),
                     timeout=120,
@@ -206,7 +258,18 @@ def test_deploy_run_weekly_then_drift_alert_retrains(world, tmp_path):
                 assert params["trigger"] == "drift"
                 assert params["alerted_features"] == ALERTED
                 assert pd.Timestamp(params["as_of"]) == ALERT_AS_OF
+                other_runs = wait_for(
+                    lambda: _runs_of(client, other.id),
+                    timeout=120,
+                    what="the other model's alert to start its own retrain-on-drift run",
+                    log=server_log,
+                )
+                assert [r.parameters["alerted_features"] for r in other_runs] == [OTHER_ALERTED]
                 _wait_final(client, runs[0].id, logs, worker)
+                # Both alerts were processed long ago: neither started the other model's retrain.
+                assert [r.parameters["alerted_features"] for r in _runs_of(client, on_drift.id)] == [ALERTED]
+                assert [r.parameters["alerted_features"] for r in _runs_of(client, other.id)] == [OTHER_ALERTED]
+                assert all(not r.state.is_running() and not r.state.is_final() for r in _runs_of(client, other.id))
                 by_trigger = {v.trigger: v for v in registry.list_versions()}
                 assert set(by_trigger) == {"bootstrap", "drift"}, registry.list_versions()
                 v2 = by_trigger["drift"]

@@ -119,6 +119,16 @@ def test_human_output_and_fail_on(files: dict[str, Path], capsys) -> None:
     assert code == 3
     code, _, _ = cli([*argv, "--fail-on", "retrain"], capsys)
     assert code == 0
+    code, _, _ = cli([*argv, "--fail-on", "none"], capsys)
+    assert code == 0  # the default never exits 3, whatever the decision
+
+
+def test_fail_on_help_says_the_default_never_fails(capsys) -> None:
+    code, out, _ = cli(["drift", "--help"], capsys)
+    flat = " ".join(out.replace("│", " ").split())
+    assert code == 0
+    assert "Exit 3 when the policy decides this or worse: 'investigate' (investigate or retrain) or 'retrain'." in flat
+    assert "The default, 'none', never exits 3 for a decision." in flat
 
 
 @pytest.mark.parametrize(

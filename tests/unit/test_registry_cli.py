@@ -197,10 +197,46 @@ def test_unreachable_tracking_server(cli, monkeypatch):
         assert time.monotonic() - start < 30  # not MLflow's minutes of retries
 
 
-def test_empty_registry(tmp_path, monkeypatch, capsys):
+def test_empty_registry_without_settings_is_an_error_naming_the_default(tmp_path, monkeypatch, capsys):
+    """No settings file: the default model name at the default place, so say so and exit 2."""
     monkeypatch.setenv("DRIFTLINE_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}")
-    assert run(build_app(), ["models", "list"]) == 0
-    assert "no versions of model 'driftline-churn'" in capsys.readouterr().out
-    assert run(build_app(), ["models", "history", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    for argv in (["models", "list"], ["models", "list", "--json"], ["models", "history"]):
+        assert run(build_app(), argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert "of model 'driftline-churn' (the default name)" in err
+        assert f"no settings file {tmp_path / 'driftline.yaml'}; pass --config FILE or set DRIFTLINE_CONFIG" in err
     assert not (tmp_path / "none").exists()
+
+
+def test_empty_registry_with_settings_is_a_fresh_project(tmp_path, capsys):
+    """A settings file naming the model: an empty registry is an answer (exit 0), named by model."""
+    cfg = tmp_path / "driftline.yaml"
+    cfg.write_text(f"home: {tmp_path / 'home'}\nmodel_name: churn-new\n")
+    assert run(build_app(), ["--config", str(cfg), "models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no versions of model 'churn-new' at sqlite:///") and out.endswith(" yet\n")
+    assert run(build_app(), ["--config", str(cfg), "models", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert run(build_app(), ["--config", str(cfg), "models", "history", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert not (tmp_path / "home" / "mlflow.db").exists()
+
+
+def test_history_reads_the_store_without_importing_mlflow(cli):
+    """``models history`` is served from driftline's store: MLflow's ~1 s import is not paid."""
+    import subprocess
+    import sys
+
+    assert cli("models", "promote", "1", "--reason", "first")[0] == 0
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('mlflow loaded:', 'mlflow' in sys.modules, file=sys.stderr))\n"
+        "from driftline.cli import main\n"
+        "sys.argv = ['driftline', 'models', 'history', '--json']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [m["to_version"] for m in json.loads(done.stdout)] == ["1"]
+    assert done.stderr.strip().splitlines()[-1] == "mlflow loaded: False"
