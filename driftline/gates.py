@@ -12,6 +12,9 @@ Gates, each of which can fail:
 * ``beat_champion`` — the lower bound of the paired interval of candidate - champion exceeds
   ``margin``. A tie (identical models, or a difference the interval cannot tell from zero)
   never passes. Passes when there is no champion yet; fails when the comparison is undefined.
+* ``edge_slices`` and ``flip_rate`` — the edge-case suite mined from the logs
+  (:mod:`driftline.edgecases`): not worse than the champion beyond a margin on any edge slice,
+  and predictions stable under small nudges. Pass when there is no champion to compare with.
 
 Not gates any more, and why: the backtest (rolling-origin folds over raw windows) is recorded
 with the version as information, but it scores another population than the production-mirror
@@ -23,7 +26,7 @@ has always passed them; the verdict records that, not a gate that could never fa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,13 +53,15 @@ class GateReport:
     passed: bool
     gates: list[Gate] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the edge-case results, for gates.json
 
     @property
     def failed(self) -> list[Gate]:
         return [g for g in self.gates if not g.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "gates": [asdict(g) for g in self.gates], "comparison": self.comparison}
+        out = {"passed": self.passed, "gates": [asdict(g) for g in self.gates], "comparison": self.comparison}
+        return {**out, **self.details}
 
     def to_tags(self, prefix: str = "gate.") -> dict[str, str]:
         """``{prefix}<name>: "pass|fail: detail"`` per gate plus ``{prefix}passed``; for MLflow tags."""
@@ -113,13 +118,17 @@ def evaluate_gates(
     champion: Mapping[str, Any] | None,
     comparison: Interval | None,
     gate_settings: GateSettings,
+    extra: Sequence[Gate] = (),
+    details: Mapping[str, Any] | None = None,
 ) -> GateReport:
-    """Run every gate (see the module docstring) and report each verdict."""
+    """Run every gate (see the module docstring), add ``extra`` ones, and report each verdict."""
     metric = gate_settings.primary_metric
     gates = [candidate_metric_gate(candidate, metric)]
     gates.append(beat_champion_gate(comparison, champion, metric, gate_settings.margin))
+    gates.extend(extra)
     return GateReport(
         passed=all(g.passed for g in gates),
         gates=gates,
         comparison=None if comparison is None else {"metric": metric, **comparison.to_dict()},
+        details=dict(details or {}),
     )

@@ -15,12 +15,16 @@ Steps, in order (the names are the task names):
 ``load-champion``         the serving model, verified, with its reference artifacts
 ``refresh-test-set``      temporal split and the weighted production-mirror sample
 ``validate-and-skew``     GX suites and training–serving skew; may stop the run
+``collect-feedback``      the deployed model's errors into the feedback pool, hard cases to review
 ``decision-history``      the earlier weeks' decisions (a persisting concern escalates)
 ``assess-drift``          drift, the champion on the test set, the trigger policy
 ``record-decision``       this week's decision, for the weeks after
+``edge-cases``            the edge-case suite mined from the champion's logged rows (stored)
 ``backtest``              rolling-origin folds for each candidate training window; the best wins
+``feedback-rows``         the chosen window's rows with the feedback pool's, under the cap
 ``train-candidate``       fit on the chosen window, score the test set, fit the reference profile
-``gates``                 the paired comparison with the champion
+``edge-check``            candidate and champion on the edge slices and under perturbations
+``gates``                 the paired comparison with the champion and the edge-case gates
 ``register``              MLflow version, registration record, compare-and-set aliases
 ========================  ==========================================================
 """
@@ -34,17 +38,22 @@ from typing import Any
 import numpy as np
 
 from driftline import weekly
+from driftline.validation.docs import docs_folder
 
 STEPS = (
     "load-window",
     "load-champion",
     "refresh-test-set",
     "validate-and-skew",
+    "collect-feedback",
     "decision-history",
     "assess-drift",
     "record-decision",
+    "edge-cases",
     "backtest",
+    "feedback-rows",
     "train-candidate",
+    "edge-check",
     "gates",
     "register",
 )
@@ -96,7 +105,7 @@ def run_week(
     """Run one week's refresh-and-retrain through ``call``; the single copy of the wiring."""
     s, c = ctx.settings, ctx.contract
     week = Week.of(as_of, s.windows)
-    out_dir = test_set_dir if test_set_dir is not None else s.home / "test_sets"
+    out_dir = test_set_dir if test_set_dir is not None else s.output_location("test_sets")
     parts: dict[str, Any] = {}
 
     window = parts["window"] = call("load-window", weekly.load_window, ctx.store, c, s, week)
@@ -111,24 +120,36 @@ def run_week(
         out_dir,
         weekly.known_vocabulary(champion, c),
     )
-    check = parts["check"] = call("validate-and-skew", weekly.check_data, datasets, window.recent, c, champion)
+    docs = docs_folder(s.reports_dir, s.model_name)
+    check = parts["check"] = call(
+        "validate-and-skew", weekly.check_data, datasets, window.recent, c, champion, docs, week, s.model_name
+    )
     if check.blocked:
         summary = weekly.run_summary(model_name=s.model_name, **parts)
         return Outcome("blocked", "data check blocked the run: " + "; ".join(check.reasons), summary, parts)
 
+    call("collect-feedback", weekly.collect_feedback, ctx.store, window, champion, c, s, week)
     prior = call("decision-history", weekly.prior_decisions, ctx.registry, s.model_name, week)
     assessment = parts["assessment"] = call(
         "assess-drift", weekly.assess_drift, window.recent, datasets, c, s, champion, trigger, force_retrain,
         alerted_features, prior,
     )  # fmt: skip
-    call("record-decision", weekly.record_decision, ctx.registry, s.model_name, week, champion, assessment)
+    call(
+        "record-decision", weekly.record_decision, ctx.registry, s.model_name, week, champion, assessment,
+        s.gates.primary_metric,
+    )  # fmt: skip
+    suite = call("edge-cases", weekly.edge_suite, window, champion, c, s)  # rebuilt every week, stored
     if assessment.action != "retrain":
         summary = weekly.run_summary(model_name=s.model_name, **parts)
         return Outcome("no_retrain", f"no retrain ({assessment.action})", summary, parts)
 
     backtest = parts["backtest"] = call("backtest", weekly.run_backtest, window, c, s)
-    candidate = parts["candidate"] = call("train-candidate", weekly.train_candidate, datasets, c, s, window, backtest)
-    gates = parts["gates"] = call("gates", weekly.judge_candidate, candidate, assessment, datasets, c, s)
+    feedback = call("feedback-rows", weekly.feedback_training, ctx.store, datasets, window, c, s, backtest)
+    candidate = parts["candidate"] = call(
+        "train-candidate", weekly.train_candidate, datasets, c, s, window, backtest, feedback
+    )
+    edge = call("edge-check", weekly.edge_check, suite, candidate, champion, datasets, c, s)
+    gates = parts["gates"] = call("gates", weekly.judge_candidate, candidate, assessment, datasets, c, s, edge)
     code = weekly.code_version()
     parts["registration"] = call(
         "register",
@@ -147,7 +168,6 @@ def run_week(
         key=weekly.idempotency_key(week.split, datasets, code, c),
         code=code,
         actor=ctx.actor,
-        drift_html=weekly.drift_html(assessment),
     )
     summary = weekly.run_summary(model_name=s.model_name, **parts)
     return Outcome("registered", summary["action"], summary, parts)

@@ -155,7 +155,7 @@ class Datasets:
     test_manifest: dict[str, Any]
     test_hash: str
     train_hash: str
-    test_path: Path | None = None
+    test_path: Path | str | None = None  # a local path or an s3:// URL
     test_weights: np.ndarray | None = None  # inverse-inclusion weights, aligned with ``test`` rows
     tail_mask: np.ndarray | None = None  # which test rows are long-tail picks (their own slice)
     test_window: pd.DataFrame | None = None  # every labelled row of the test window (out of sample)
@@ -181,7 +181,7 @@ def build_datasets(
     contract: Contract,
     settings: Settings,
     rng: np.random.Generator,
-    out_dir: Path | None = None,
+    out_dir: Path | str | None = None,
     known_vocab: dict[str, set[str]] | None = None,
 ) -> Datasets:
     """Temporal split and a refreshed, long-tail-aware test sample, written as Parquet."""
@@ -207,10 +207,11 @@ def build_datasets(
     )
     tail = sample.frame[contract.request_id].isin(set(sample.tail_request_ids)).to_numpy()
     path = None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"test-{sample.content_hash[:16]}.parquet"
-        sample.frame.assign(driftline_weight=sample.weights, driftline_tail=tail).to_parquet(path, index=False)
+    if out_dir is not None:  # a folder or an s3:// URL (driftline.io writes either)
+        from driftline import io
+
+        path = io.join(out_dir, f"test-{sample.content_hash[:16]}.parquet")
+        io.write_parquet(sample.frame.assign(driftline_weight=sample.weights, driftline_tail=tail), path)
     return Datasets(
         train=train,
         test=sample.frame,
@@ -308,16 +309,30 @@ def check_data(
     contract: Contract,
     champion: Champion | None,
     docs_dir: Path | None = None,
+    week: Any = None,
+    model_name: str | None = None,
 ) -> DataCheck:
-    """GX suites on train/test/recent, skew of recent serving data against the champion's training data."""
+    """GX suites on train/test/recent, skew of recent serving data against the champion's training data.
+
+    With ``docs_dir`` and the run's ``week``, each suite's Data Docs page is written there
+    (self-contained, one run per week named by the model and the test window's start; see
+    ``driftline.validation.docs``).
+    """
     from driftline.validation import promotion_gate, skew_check, validate_frame
+    from driftline.validation.docs import run_name
 
     profile = profile_for(champion, contract)
+    model = model_name or contract.name
     results: dict[str, Any] = {}
     for name, frame in (("train", datasets.train), ("test", datasets.test), ("recent", recent)):
         if len(frame) == 0:
             continue
-        results[name] = validate_frame(frame, contract, profile=profile if name == "recent" else None)
+        docs = {}
+        if docs_dir is not None and week is not None:
+            start = f"{week.split.test_start:%Y-%m-%d}"
+            docs = {"docs_dir": docs_dir, "asset_name": f"{model} · {name} data · week {start}",
+                    "run_name": run_name(model, start)}  # fmt: skip
+        results[name] = validate_frame(frame, contract, profile=profile if name == "recent" else None, **docs)
     skew = None
     if champion is not None and champion.training_sample is not None and len(recent):
         skew = skew_check(champion.training_sample, recent, contract)
@@ -562,9 +577,15 @@ def prior_decisions(registry: Any, model_name: str, week: Any) -> list[Any]:
 
 
 def record_decision(
-    registry: Any, model_name: str, week: Any, champion: Champion | None, assessment: DriftAssessment
+    registry: Any,
+    model_name: str,
+    week: Any,
+    champion: Champion | None,
+    assessment: DriftAssessment,
+    metric: str | None = None,
 ) -> None:
-    """Keep this week's decision (a rerun of the week replaces it)."""
+    """Keep this week's decision (a rerun of the week replaces it), with its figures for the trend."""
+    from driftline import story
     from driftline.registry.history import DecisionLog
 
     DecisionLog(registry.store).record(
@@ -574,6 +595,7 @@ def record_decision(
         assessment.action,
         [str(c.get("code")) for c in assessment.codes],
         assessment.state,
+        figures=story.week_figures(assessment, metric) if metric else None,
     )
 
 
@@ -650,6 +672,91 @@ def evaluate(
     return out
 
 
+# -- 4b. feedback ----------------------------------------------------------------------------
+def deployed_scores(frame: pd.DataFrame, champion: Champion | None, contract: Contract) -> tuple[np.ndarray, dict]:
+    """The deployed model's score of each row: the logged one where the log has it, else the champion's."""
+    from driftline.training import score
+
+    out = np.full(len(frame), np.nan)
+    if SCORE in frame.columns:
+        out = pd.to_numeric(frame[SCORE], errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
+    missing = np.isnan(out)
+    rescored = 0
+    if missing.any() and champion is not None:
+        out[missing] = score(champion.pipeline, frame[missing], contract)
+        rescored = int(missing.sum())
+    return out, {"logged": int((~missing).sum()), "rescored": rescored}
+
+
+def shadow_disagreements(
+    store: Any, model_name: str, champion: Champion | None, week: Any, threshold: float, contract: Contract
+) -> pd.DataFrame:
+    """Requests the champion and another version (shadow or canary) classed differently this week."""
+    from driftline.store import from_micros, to_micros
+
+    cols = [contract.request_id, contract.entity_id, contract.timestamp, "champion_score", "challenger_score"]
+    if champion is None:
+        return pd.DataFrame(columns=cols)
+    since, until = (int(v) for v in to_micros(pd.Series([week.recent_start, week.as_of])))
+    rows = store.read_rollout_scores(model_name, since, until)
+    rows = rows[rows["error"].isna() & rows["score"].notna()]
+    champ = rows[rows["model_version"] == champion.version].drop_duplicates("request_id")
+    other = rows[rows["model_version"] != champion.version].drop_duplicates("request_id")
+    pair = champ.merge(other, on="request_id", suffixes=("_c", "_o"))
+    pair = pair[(pair["score_c"] >= threshold) != (pair["score_o"] >= threshold)]
+    return pd.DataFrame(
+        {
+            contract.request_id: pair["request_id"].astype(str).to_numpy(),
+            contract.entity_id: pair["entity_id_c"].astype(str).to_numpy(),
+            contract.timestamp: from_micros(pair["served_us_c"]).to_numpy(),
+            "champion_score": pair["score_c"].astype(float).to_numpy(),
+            "challenger_score": pair["score_o"].astype(float).to_numpy(),
+        },
+        columns=cols,
+    )
+
+
+def collect_feedback(
+    store: Any, window: Window, champion: Champion | None, contract: Contract, settings: Settings, week: Any
+) -> Any:
+    """Errors of the deployed model among the labelled rows into the feedback pool; hard cases to review.
+
+    Runs after the data check passed: rows a skew explains (a renamed category) are the serving
+    path's fault, not the model's, and must not become training cases.
+    """
+    from driftline.feedback import Collected, FeedbackStore, collect
+
+    if not settings.feedback.enabled or champion is None:
+        return Collected(len(window.labelled), scored_from={"skipped": 1})
+    labelled_scores, a = deployed_scores(window.labelled, champion, contract)
+    recent_scores, b = deployed_scores(window.recent, champion, contract)
+    return collect(
+        FeedbackStore(store),
+        window.labelled,
+        labelled_scores,
+        window.recent,
+        recent_scores,
+        settings,
+        model_version=champion.version,
+        vocab=known_vocabulary(champion, contract),
+        disagreements=shadow_disagreements(
+            store, settings.model_name, champion, week, settings.training.threshold, contract
+        ),
+        scored_from={k: a[k] + b[k] for k in a},
+    )
+
+
+def feedback_training(
+    store: Any, datasets: Datasets, window: Window, contract: Contract, settings: Settings, backtest: dict | None
+) -> Any:
+    """The chosen window's training rows with the feedback pool's rows flagged or added, under the cap."""
+    from driftline.feedback import FeedbackStore, training_rows
+
+    base = training_frame(datasets, window, contract, (backtest or {}).get("chosen_train_weeks"))
+    rng = np.random.default_rng(data_seed(settings.training.seed, datasets.train_hash, "feedback"))
+    return training_rows(FeedbackStore(store), base, window.split, settings, rng)
+
+
 # -- 5. train and judge -----------------------------------------------------------------------
 @dataclass
 class Candidate:
@@ -668,6 +775,7 @@ def train_candidate(
     settings: Settings,
     window: Window | None = None,
     backtest: dict[str, Any] | None = None,
+    feedback: Any = None,
 ) -> Candidate:
     """Fit on the training window, score the refreshed test set, fit the reference profile.
 
@@ -676,7 +784,8 @@ def train_candidate(
     reference is out of sample and the inputs' reference is the newest world the model knows.
     When that week holds fewer than ``drift.reference_min_rows`` rows, the most recent training
     weeks are added (their scores are in sample; the profile records how many rows it has).
-    The training window is the backtest's ``chosen_train_weeks`` (see :func:`run_backtest`).
+    The training window is the backtest's ``chosen_train_weeks`` (see :func:`run_backtest`);
+    ``feedback`` (a :class:`driftline.feedback.FeedbackSet` of that window) adds the pool's rows.
     """
     from driftline.drift import fit_profile
     from driftline.labels import binary_target
@@ -689,6 +798,8 @@ def train_candidate(
             f"only {len(frame)} labelled training rows (need ≥ {settings.training.min_train_rows}); "
             "ingest more weeks of traffic and outcomes"
         )
+    if feedback is not None:
+        frame = feedback.frame
     model = train(frame, contract, settings.training)
     y = binary_target(datasets.test[contract.target.name], contract)
     scores = score(model.pipeline, datasets.test, contract)
@@ -698,6 +809,8 @@ def train_candidate(
     reference[SCORE] = score(model.pipeline, reference, contract)
     profile = fit_profile(reference, contract, settings.drift, score_column=SCORE)
     chosen = {"train_weeks": weeks or settings.windows.train_weeks, "rows": len(frame)}
+    if feedback is not None:
+        chosen["feedback"] = feedback.summary
     return Candidate(model, metrics, profile, scores, chosen)
 
 
@@ -770,10 +883,78 @@ def training_frame(datasets: Datasets, window: Window | None, contract: Contract
     return apply_split(window.labelled, split, contract)[0]
 
 
-def judge_candidate(
-    candidate: Candidate, assessment: DriftAssessment, datasets: Datasets, contract: Contract, settings: Settings
+def edge_suite(window: Window, champion: Champion | None, contract: Contract, settings: Settings) -> Any:
+    """This week's edge-case suite, mined from the champion's labelled log rows; stored by its digest.
+
+    Mined from the ``edge_cases.mine_weeks`` weeks before the test window, so the slices are
+    chosen on other rows than the ones the gate judges (choosing and judging on the same rows
+    would favour any candidate: the champion's worst slices regress toward the mean). ``None``
+    before the first champion or when the suite is switched off.
+    """
+    from driftline.edgecases import build_suite
+    from driftline.labels import binary_target
+    from driftline.training import score
+
+    e = settings.edge_cases
+    if not e.enabled or champion is None:
+        return None
+    ts = window.labelled[contract.timestamp]
+    start = window.split.test_start
+    rows = window.labelled[(ts >= start - pd.Timedelta(weeks=e.mine_weeks)) & (ts < start)].reset_index(drop=True)
+    if len(rows) < e.min_slice_rows:
+        return None
+    y = binary_target(rows[contract.target.name], contract)
+    suite = build_suite(rows, y, score(champion.pipeline, rows, contract), contract, settings,
+                        known_vocabulary(champion, contract))  # fmt: skip
+    from driftline import io
+
+    path = settings.output_location("edge_cases", f"{settings.model_name}-{start:%Y-%m-%d}-{suite.digest}.json")
+    mined = f"{start - pd.Timedelta(weeks=e.mine_weeks):%Y-%m-%d}/{start:%Y-%m-%d}"
+    suite.built_from.update(path=path, mined_from=mined)
+    if not io.exists(path):  # content-addressed: the same suite is written once
+        io.write_text(path, json.dumps(suite.to_dict(), indent=1, sort_keys=True, default=str))
+    return suite
+
+
+def edge_check(
+    suite: Any,
+    candidate: Candidate,
+    champion: Champion | None,
+    datasets: Datasets,
+    contract: Contract,
+    settings: Settings,
 ) -> Any:
-    """The promotion gates (driftline.gates): a paired bootstrap comparison on the same test rows."""
+    """The suite and the perturbation test on the test window's rows, for candidate and champion."""
+    from driftline.edgecases import check
+    from driftline.labels import binary_target
+    from driftline.training import score
+
+    if suite is None or champion is None:
+        return None
+    rows = datasets.test_window if datasets.test_window is not None else datasets.test
+    return check(
+        suite,
+        rows.reset_index(drop=True),
+        binary_target(rows[contract.target.name], contract),
+        lambda f: score(candidate.model.pipeline, f, contract),
+        lambda f: score(champion.pipeline, f, contract),
+        contract,
+        settings,
+        np.random.default_rng(data_seed(settings.training.seed, datasets.test_hash, "edge")),
+    )
+
+
+def judge_candidate(
+    candidate: Candidate,
+    assessment: DriftAssessment,
+    datasets: Datasets,
+    contract: Contract,
+    settings: Settings,
+    edge: Any = None,
+) -> Any:
+    """The promotion gates (driftline.gates): a paired bootstrap comparison on the same test rows,
+    and the edge-case gates when ``edge`` (a :func:`edge_check` result) is given."""
+    from driftline import edgecases
     from driftline.gates import evaluate_gates
     from driftline.labels import binary_target
     from driftline.metrics import paired_difference
@@ -792,7 +973,15 @@ def judge_candidate(
             resamples=g.bootstrap_resamples,
             confidence=g.confidence,
         )
-    return evaluate_gates(candidate.metrics, assessment.champion_metrics, comparison, settings.gates)
+    details = {"edge_cases": edge.to_dict()} if edge is not None else {}
+    return evaluate_gates(
+        candidate.metrics,
+        assessment.champion_metrics,
+        comparison,
+        settings.gates,
+        edgecases.gates(edge, settings),
+        details,
+    )
 
 
 # -- 6. register ------------------------------------------------------------------------------
@@ -824,6 +1013,7 @@ class Registration:
     previous_champion: str | None
     run_id: str
     held: str = ""  # why a passing candidate was not promoted (the champion moved meanwhile)
+    links: dict[str, str] = field(default_factory=dict)  # drift report copy, models:/ URI, MLflow UI page
 
 
 def register_candidate(
@@ -844,9 +1034,30 @@ def register_candidate(
     actor: str,
     drift_html: str | None = None,
 ) -> Registration:
-    """Log the run and version with lineage tags; passing candidates become challenger (and champion)."""
+    """Log the run and version with lineage tags; passing candidates become challenger (and champion).
+
+    Every version carries ``drift_report.html``: the run's drift report with the decision that
+    created the version, its windows and the weekly trend (for the first version, the recent
+    window against its own reference; see :func:`driftline.story.version_report`), so the
+    ``drift_html`` argument is not needed and is ignored. Once the aliases moved, the version
+    gets its markdown description (first line: the trigger and the reason) and the registered
+    model its own; a rerun that finds the version writes them only where they are missing.
+    """
+    from driftline import story
+
     metric = settings.gates.primary_metric
     trigger = assessment.trigger or "manual"
+    measured = story.version_report(
+        registry=registry,
+        settings=settings,
+        contract=contract,
+        window=window,
+        datasets=datasets,
+        assessment=assessment,
+        check=check,
+        champion=champion,
+        candidate=candidate,
+    )
     test_metrics = {f"test.{k}": float(v) for k, v in candidate.metrics.items() if _finite(v) is not None}
     test_metrics.update(
         {f"tail.{k}": float(v) for k, v in (candidate.metrics.get("tail") or {}).items() if _finite(v) is not None}
@@ -873,13 +1084,10 @@ def register_candidate(
         "champion_test_metric": _fmt((assessment.champion_metrics or {}).get(metric)),
         "validation_status": "passed" if not check.blocked else "failed",
         "decision": assessment.action,
-        "decision_reasons": " | ".join(assessment.reasons)[:4000],
-        "training_window": json.dumps(
-            {"chosen_weeks": (backtest or {}).get("chosen_train_weeks"), "backtest": (backtest or {}).get("windows")},
-            default=str,
-        )[:4000],
+        "decision_reasons": story.short(" | ".join(assessment.reasons), 300),
+        "training_window": story.training_window_tag(backtest, settings.windows.train_weeks),
         "decision_codes": ",".join(dict.fromkeys(str(c.get("code")) for c in assessment.codes))[:500],
-        "drift_summary": json.dumps(assessment.summary()["flagged"])[:4000],
+        "drift_summary": story.drift_tag(measured.report, trigger),
         **gates.to_tags(),
     }
     artifacts: dict[str, Any] = {
@@ -891,8 +1099,7 @@ def register_candidate(
         "backtest.json": backtest or {},
         "decision.json": assessment.summary(),
     }
-    if drift_html:
-        artifacts["drift_report.html"] = drift_html
+    artifacts["drift_report.html"] = measured.html
     sample = datasets.train
     if len(sample) > settings.training.training_sample_rows:
         sample = sample.sample(n=settings.training.training_sample_rows, random_state=settings.training.seed)
@@ -967,7 +1174,42 @@ def register_candidate(
                     raise
                 held = f"registered as challenger, not promoted: {e}"
     promoted = registry.alias_version("champion") == result.version
-    return Registration(result.version, result.created, promoted, previous, result.run_id, held)
+    links = story.describe_registration(
+        registry,
+        settings=settings,
+        contract=contract,
+        version=result.version,
+        run_id=result.run_id,
+        created=result.created,
+        html=measured.html,
+        description=lambda outcome, reports: story.version_description(
+            model_name=settings.model_name,
+            trigger=trigger,
+            action=assessment.action,
+            codes=assessment.codes,
+            metric=metric,
+            candidate_metrics=candidate.metrics,
+            champion_version=previous,
+            champion_metrics=assessment.champion_metrics,
+            gates=gates.to_dict(),
+            outcome=outcome,
+            windows=story.windows_of(window, settings, candidate, measured),
+            sizes=story.sizes_of(datasets, window, candidate),
+            lineage=story.lineage_of(datasets, contract, code),
+            reports=reports,
+            drift=tags["drift_summary"],
+        ),
+        outcome=story.alias_outcome(bool(gates.passed), promoted, held, trigger),
+        data_docs=story.data_docs_of(check),
+    )
+    from driftline.registry.history import DecisionLog
+
+    DecisionLog(registry.store).annotate(
+        settings.model_name,
+        window.split.test_start.isoformat(),
+        story.week_figures(assessment, metric, candidate, result.version),
+    )
+    return Registration(result.version, result.created, promoted, previous, result.run_id, held, links)
 
 
 def _fmt(v: Any) -> str:
@@ -975,13 +1217,23 @@ def _fmt(v: Any) -> str:
     return "" if f is None else f"{f:.6f}"
 
 
-def drift_html(assessment: DriftAssessment) -> str | None:
-    """The drift report of the run as HTML (stored with the version), when drift was measured."""
+def drift_html(assessment: DriftAssessment, model_name: str | None = None) -> str | None:
+    """The run's drift report as HTML, showing the decision the run took, when drift was measured.
+
+    The version's own report (windows, trend, the first version's too) is rendered by
+    :func:`register_candidate`; this is the bare page for callers without a registry.
+    """
     if assessment.report is None:
         return None
-    from driftline.drift import render_html
+    from driftline.drift.report import ReportContext, render_html
 
-    return render_html(assessment.report)
+    context = ReportContext(
+        model_name=model_name or assessment.report.contract_name,
+        action=assessment.action,
+        codes=list(assessment.codes),
+        trigger=assessment.trigger,
+    )
+    return render_html(assessment.report, context=context)
 
 
 def known_vocabulary(champion: Champion | None, contract: Contract) -> dict[str, set[str]] | None:
@@ -1035,17 +1287,27 @@ def run_summary(
         m = datasets.test_manifest
         tail = m.get("tail") or {}
         out["test_manifest"] = {
+            "size": m.get("size"),
+            "size_requested": m.get("size_requested"),
+            "entities": m.get("entities"),
+            "whole_pool": m.get("whole_pool"),
             "segment_share_gap": m.get("segment_share_gap"),
+            "rare_segments": m.get("rare_segments"),
             "rare_segment_coverage": m.get("rare_segment_coverage"),
             "tail_kept": tail.get("kept"),
+            "tail_cap": tail.get("cap"),
             "tail_by_reason": tail.get("by_reason"),
             "weighted_positive_rate": (m.get("weights") or {}).get("weighted_positive_rate"),
             "production_positive_rate": (m.get("positive_rate") or {}).get("production"),
         }
+    reports: dict[str, str] = {}
     if check is not None:
         out["data_check"] = check.summary()
         if check.skew:
             out["skew_findings"] = check.skew.get("findings", [])
+        from driftline.story import data_docs_of
+
+        reports.update({f"data_docs.{k}": v for k, v in data_docs_of(check).items()})
     if assessment is not None:
         out["drift"] = assessment.summary()
         out["champion_metrics"] = assessment.champion_metrics
@@ -1067,14 +1329,41 @@ def run_summary(
             "run_id": registration.run_id,
             "held": registration.held,
         }
+        links = registration.links
+        out["mlflow"] = {
+            "version": registration.version,
+            "model_uri": links.get("model_uri") or f"models:/{model_name}/{registration.version}",
+            "run_id": registration.run_id,
+            "ui": links.get("mlflow_ui") or None,
+        }
+        if links.get("drift_report"):
+            reports["drift_report"] = links["drift_report"]
+    out["reports"] = reports
     return out
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """The run summary as a short markdown page (the Prefect artifact)."""
+    """The run summary as a short markdown page (the Prefect artifact): links first, sizes in words."""
+    from driftline.story import sample_in_words
+
     lines = [f"# {summary['model']}: {summary['action']}", ""]
     if summary.get("error"):
         lines += [f"**Error:** {summary['error']}", ""]
+    ml, reports = summary.get("mlflow"), summary.get("reports") or {}
+    if ml or reports:
+        lines.append("## Links")
+        if ml:
+            where = f"[open in the MLflow UI]({ml['ui']})" if ml.get("ui") else "MLflow UI → Models → the model"
+            lines.append(
+                f"- MLflow version {ml['version']}: `{ml['model_uri']}` ({where}; run `{ml['run_id']}`); its "
+                "description says why it exists"
+            )
+        if reports.get("drift_report"):
+            lines.append(f"- drift report (decision, windows, weekly trend): `{reports['drift_report']}`")
+        for key, page in sorted(reports.items()):
+            if key.startswith("data_docs."):
+                lines.append(f"- Data Docs, {key.removeprefix('data_docs.')} data: `{page}`")
+        lines.append("")
     w = summary.get("window")
     if w:
         sp = w["split"]
@@ -1093,18 +1382,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             f"- training rows: {d['train_rows']:,} (hash `{d['train_hash'][:12]}`)",
             f"- refreshed test set: {d['test_rows']:,} rows (hash `{d['test_hash'][:12]}`)",
         ]
-        tm = summary.get("test_manifest") or {}
-        gap, cov = tm.get("segment_share_gap") or {}, tm.get("rare_segment_coverage") or {}
-        if gap:
-            lines.append(
-                f"- segment shares vs production (total variation): sample {_fmt(gap.get('sample')) or '-'},"
-                f" uniform sample of the same size {_fmt(gap.get('uniform')) or '-'}"
-            )
-        if cov:
-            lines.append(
-                f"- rare segments covered: sample {_fmt(cov.get('sample')) or '-'},"
-                f" uniform {_fmt(cov.get('uniform')) or '-'}; long-tail rows kept: {tm.get('tail_kept')}"
-            )
+        lines += [f"- {sentence}" for sentence in sample_in_words(summary.get("test_manifest") or {})]
         lines.append("")
     dc = summary.get("data_check")
     if dc:

@@ -32,7 +32,7 @@ def build_app() -> typer.Typer:
     from driftline.cli import data as data_cmds
 
     data_cmds.register(app)
-    for name in ("drift", "validate", "run", "models", "rollout", "serve", "quickstart", "replay"):
+    for name in ("drift", "validate", "run", "models", "rollout", "serve", "quickstart", "replay", "review"):
         try:
             module = __import__(f"driftline.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as e:
