@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from driftline.contract import Contract
@@ -197,18 +196,9 @@ def merge_backtest(items: list[FoldItem], records: list[dict[str, Any]], setting
         folds = [r for it, r in zip(items, records, strict=True) if it.train_weeks == weeks]
         mean, std, used = summarise([r[metric] for r in folds])
         results[weeks] = {"metric": metric, "folds": folds, "mean": mean, "std": std, "n_folds_used": used}
-    chosen = w.train_weeks
-    best = _finite(results[chosen].get("mean"))
-    for weeks, r in results.items():
-        mean = _finite(r.get("mean"))
-        if mean is not None and (best is None or mean > best):
-            chosen, best = weeks, mean
-    out = dict(results[w.train_weeks])
-    out["windows"] = {
-        str(weeks): {k: r.get(k) for k in ("mean", "std", "n_folds_used")} for weeks, r in results.items()
-    }
-    out["chosen_train_weeks"] = chosen
-    return out
+    from driftline.weekly import choose_window
+
+    return choose_window(results, w.train_weeks)
 
 
 def run_backtest(
@@ -224,11 +214,3 @@ def run_backtest(
     items = backtest_plan(list(folds), settings)
     records = list(map_fn(lambda it: backtest_item(labelled, contract, it, settings), items))
     return merge_backtest(items, records, settings)
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None

@@ -13,7 +13,6 @@ Sentences are rendered from the structured reason codes and numbers, never parse
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from driftline.drift.report import ReportContext, TrendPoint, decision_state, next_steps, render_html
+from driftline.values import finite as _finite
 
 TRIGGER_WORDS = {
     "bootstrap": "First version (bootstrap)",
@@ -32,14 +32,6 @@ TRIGGER_WORDS = {
 }
 FIRST_LINE_MAX = 240
 """Characters of a description's first line (the trigger and the reason), kept readable in MLflow's UI."""
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _num(x: Any, digits: int = 4) -> str:
@@ -361,10 +353,10 @@ def drift_measurement(
         return None, None, ""
     from driftline.drift import compare
     from driftline.training import score
-    from driftline.weekly import SCORE
 
     frame = window.recent.copy()
-    frame[SCORE] = score(candidate.model.pipeline, frame, contract)
+    column = candidate.profile.score.column if candidate.profile.score is not None else "score"
+    frame[column] = score(candidate.model.pipeline, frame, contract)
     report = compare(candidate.profile, frame, settings.drift, contract)
     split = window.split
     return (

@@ -205,3 +205,12 @@ def parse_times(values: pd.Series, what: str = "timestamp column") -> pd.Series:
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out.astype("datetime64[us]")
+
+
+def finite(x: Any) -> float | None:
+    """``x`` as a float when it is a finite number, else None (JSON, tags and reports show no NaN)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.drift.compare import DriftReport, FeatureDrift
+from driftline.values import finite as _finite_or_none
 
 COLORS = {"alert": "#c62828", "warn": "#e08a00", "stable": "#2e7d32", "insufficient_data": "#757575"}
 REF_COLOR = "#7b8fc7"
@@ -501,14 +502,6 @@ def _trend(ctx: ReportContext, report: DriftReport | None) -> str:
         f"<th>champion</th><th>{_e(ctx.metric)}</th><th>candidate</th><th>{_e(ctx.metric)}</th></tr>{rows}</table>"
         "</details>"
     )
-
-
-def _finite_or_none(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if v == v and abs(v) != float("inf") else None
 
 
 def _windows(ctx: ReportContext | None, report: DriftReport | None) -> str:
