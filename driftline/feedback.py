@@ -108,10 +108,19 @@ class FeedbackStore:
         self._created = False
 
     def create(self) -> FeedbackStore:
+        """Create the two tables when missing; safe when another process creates them at the same time."""
         if not self._created:
             self.store.create()
-            with self.store.engine.begin() as conn:
-                self._md.create_all(conn)
+            for attempt in range(3):
+                try:
+                    with self.store.engine.begin() as conn:
+                        self._md.create_all(conn)
+                    break
+                except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+                    # PostgreSQL: two first runs both saw no table; the loser's CREATE fails on the
+                    # catalog's unique index once the winner commits. The next look finds the tables.
+                    if attempt == 2:
+                        raise
             self._created = True
         return self
 

@@ -20,7 +20,8 @@ after the bootstrap of ``oracle - never``; a policy's **recovery** is its own su
 Work is shared across policies where it coincides: the store is read once; a week's window and
 backtest are computed once; the refreshed test set, the data checks, the trained candidate and
 the gates are cached on their actual inputs (the week, the champion's vocabulary, the lineage of
-the champion), and a model's weekly metric is computed once per model. Training seconds are
+the champion), and a model's weekly metric is computed once per model. The feedback pool is
+switched off (it writes to the store); the edge-case gates run as in production. Training seconds are
 charged to every policy that used a result, as production would have spent them.
 """
 
@@ -31,7 +32,6 @@ import difflib
 import html
 import io
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.errors import DriftlineError, InputError
+from driftline.values import finite as _finite
 
 POLICY_KINDS = ("never", "weekly", "drift")
 ORACLE = "oracle"
@@ -315,14 +316,6 @@ def _vocab_key(vocab: dict[str, set[str]] | None) -> Any:
     return None if vocab is None else tuple(sorted((k, tuple(sorted(map(str, v)))) for k, v in vocab.items()))
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 # -- the replayer -------------------------------------------------------------------------------------
 class Replayer:
     """Replays policies over one history; results coinciding across policies are computed once.
@@ -351,7 +344,10 @@ class Replayer:
 
         training = settings.training.model_copy(update={"seed": settings.training.seed if seed is None else seed})
         gates = settings.gates.model_copy(update={"auto_promote": True})
-        self.settings = settings.model_copy(update={"training": training, "gates": gates})
+        # The feedback pool is off: it writes to the store (the replay only reads it), and a pool
+        # that grows with a policy's own history would make the shared candidates policy-specific.
+        feedback = settings.feedback.model_copy(update={"enabled": False})
+        self.settings = settings.model_copy(update={"training": training, "gates": gates, "feedback": feedback})
         self.contract = contract
         self.seed = int(training.seed)
         self.resamples = int(resamples)

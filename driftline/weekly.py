@@ -37,6 +37,7 @@ import pandas as pd
 from driftline.contract import Contract
 from driftline.errors import DriftlineError, RefusedError, TransientError
 from driftline.settings import Settings
+from driftline.values import finite as _finite
 
 TRIGGERS = ("schedule", "drift", "performance", "manual", "bootstrap")
 SCORE = "score"
@@ -69,14 +70,6 @@ def as_timestamp(as_of: Any) -> pd.Timestamp:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 # -- 0. the run's time ---------------------------------------------------------------------
@@ -749,8 +742,14 @@ def collect_feedback(
 def feedback_training(
     store: Any, datasets: Datasets, window: Window, contract: Contract, settings: Settings, backtest: dict | None
 ) -> Any:
-    """The chosen window's training rows with the feedback pool's rows flagged or added, under the cap."""
+    """The chosen window's training rows with the feedback pool's rows flagged or added, under the cap.
+
+    None when ``feedback.enabled`` is off (the store is then not touched).
+    """
     from driftline.feedback import FeedbackStore, training_rows
+
+    if not settings.feedback.enabled:
+        return None
 
     base = training_frame(datasets, window, contract, (backtest or {}).get("chosen_train_weeks"))
     rng = np.random.default_rng(data_seed(settings.training.seed, datasets.train_hash, "feedback"))
@@ -859,13 +858,18 @@ def run_backtest(window: Window, contract: Contract, settings: Settings) -> dict
     for weeks in w.train_week_options:
         folds = [replace(f, train_start=f.test_start - pd.Timedelta(weeks=weeks)) for f in window.folds]
         results[weeks] = backtest(window.labelled, contract, folds, settings.training, settings.gates.primary_metric)
-    chosen = w.train_weeks
+    return choose_window(results, w.train_weeks)
+
+
+def choose_window(results: dict[int, dict[str, Any]], default_weeks: int) -> dict[str, Any]:
+    """The backtest result of ``default_weeks``, every option's summary, and the best mean's window."""
+    chosen = default_weeks
     best = _finite(results[chosen].get("mean"))
     for weeks, r in results.items():
         mean = _finite(r.get("mean"))
         if mean is not None and (best is None or mean > best):
             chosen, best = weeks, mean
-    out = dict(results[w.train_weeks])
+    out = dict(results[default_weeks])
     out["windows"] = {
         str(weeks): {k: r.get(k) for k in ("mean", "std", "n_folds_used")} for weeks, r in results.items()
     }

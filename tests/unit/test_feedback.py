@@ -290,6 +290,7 @@ def store_url(request, tmp_path):
     admin.dispose()
 
 
+@pytest.mark.timeout(300)
 def test_two_collectors_racing_store_each_error_once(store_url, tmp_path):
     import threading
 
@@ -302,12 +303,13 @@ def test_two_collectors_racing_store_each_error_once(store_url, tmp_path):
     champion = train(weeks(labelled, 0, 2), c, s.training).pipeline
     served = weeks(labelled, 2, 6)
     scores = score(champion, served, c)
-    barrier, results, failures = threading.Barrier(2), [], []
+    barrier, results, failures = threading.Barrier(2, timeout=60), [], []
 
     def one() -> None:
         try:
-            fb = FeedbackStore(Store(store_url, c)).create()
-            barrier.wait()
+            fb = FeedbackStore(Store(store_url, c))
+            barrier.wait()  # both create the tables at once, then collect at once
+            fb.create()
             results.append(collect(fb, served, scores, served.head(0), np.zeros(0), s, model_version="1"))
         except Exception as e:  # surfaced below
             failures.append(e)
