@@ -10,8 +10,9 @@ mapping, not a new model.
 
 Debounce is per drift episode: after an alert for champion version V, no further alert for V
 until ``cooldown_hours`` after the episode's first alert, whatever features alert; a new
-champion starts a new episode. The state is a small JSON file under the driftline home
-(``monitor/alerts.json``), written atomically.
+champion starts a new episode. The state is a small JSON document in the store's
+``store_meta`` table, shared by every host that runs the monitor (without a store: the file
+``monitor/alerts.json`` under the driftline home, written atomically).
 """
 
 from __future__ import annotations
@@ -245,16 +246,23 @@ def _iso(value: Any) -> str | None:
     return None if pd.isna(ts) else ts.isoformat()
 
 
-def load_alert_state(home: Path) -> dict[str, dict[str, Any]]:
+def _state_key(model_name: str) -> str:
+    return f"monitor.alerts:{model_name}"
+
+
+def load_alert_state(home: Path, store: Any = None, model_name: str | None = None) -> dict[str, dict[str, Any]]:
     """Open alert episodes by champion version: ``{version: {"first_alert": iso, "features": [...]}}``.
 
-    Empty when the monitor never alerted or the file is unreadable. The old format (``{feature:
-    iso time}``, no champion) reads as one episode under :data:`LEGACY` that started at the
-    latest of those times; it applies to whichever champion is serving, and the next alert
-    rewrites the file in the current format.
+    With ``store`` (and ``model_name``) the state lives in the store's ``store_meta`` table, so
+    monitors on several hosts share one cool-down; a store without it yet falls back to the
+    file ``<home>/monitor/alerts.json`` that earlier versions wrote. Empty when the monitor
+    never alerted or the state is unreadable. The old format (``{feature: iso time}``, no
+    champion) reads as one episode under :data:`LEGACY` that started at the latest of those
+    times; it applies to whichever champion is serving, and the next alert rewrites the state.
     """
+    text = store.get_meta(_state_key(model_name or "")) if store is not None else None
     try:
-        data = json.loads(_state_path(home).read_text())
+        data = json.loads(text) if text is not None else json.loads(_state_path(home).read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -297,14 +305,18 @@ def should_emit(result: MonitorResult, state: dict[str, dict[str, Any]], cooldow
     return not _open(_episode(result, state), result.window_end, cooldown_hours)
 
 
-def record_alert(home: Path, result: MonitorResult) -> None:
+def record_alert(home: Path, result: MonitorResult, store: Any = None, model_name: str | None = None) -> None:
     """Record a sent alert as the start of its champion's episode (atomic write).
 
     Only that champion's episode is kept: a change of champion ends every other one, and an
-    old-format file is rewritten in the current format.
+    old-format file is rewritten in the current format. With ``store``, the state goes to the
+    store (one transaction), where every host's monitor reads it.
     """
     episode = {"first_alert": result.window_end.isoformat(), "features": result.features}
     data = {"format": STATE_FORMAT, "episodes": {str(result.champion_version or ""): episode}}
+    if store is not None:
+        store.set_meta(_state_key(model_name or ""), json.dumps(data, sort_keys=True))
+        return
     p = _state_path(home)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".alerts-", suffix=".json")

@@ -403,6 +403,21 @@ class Store:
                 c.execute(self.tables["quarantine"].insert(), records[i : i + _INSERT_CHUNK])
         return len(records)
 
+    # -- small shared state ---------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A value kept in ``store_meta`` (shared by every worker on this store), or None."""
+        t = self.tables["store_meta"]
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t.c.value).where(t.c.key == key)).first()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Replace a ``store_meta`` value in one transaction (readers see the old or the new one)."""
+        t = self.tables["store_meta"]
+        with self.engine.begin() as c:
+            c.execute(t.delete().where(t.c.key == key))
+            c.execute(t.insert(), [{"key": key, "value": value}])
+
     # -- reading -------------------------------------------------------------------------
     def count(self, table: str) -> int:
         with self.engine.connect() as c:

@@ -57,7 +57,7 @@ def _resource(ctx: RunContext, result: monitor.MonitorResult) -> dict[str, str]:
 def emit(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
     """Emit driftline.drift.alert / .warn unless stable or within the episode's cool-down; returns the event sent."""
     logger = get_run_logger()
-    state = monitor.load_alert_state(ctx.settings.home)
+    state = monitor.load_alert_state(ctx.settings.home, ctx.store, ctx.settings.model_name)
     if not monitor.should_emit(result, state, ctx.settings.drift.cooldown_hours):
         if result.level == "alert":
             logger.info(
@@ -69,7 +69,7 @@ def emit(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
     name = ctx.settings.model_name
     emit_event(event=result.event, resource=_resource(ctx, result), payload=result.payload(name))
     if result.level == "alert":
-        monitor.record_alert(ctx.settings.home, result)
+        monitor.record_alert(ctx.settings.home, result, ctx.store, ctx.settings.model_name)
     logger.info("emitted %s for %s", result.event, name)
     return result.event
 

@@ -248,3 +248,26 @@ def test_report_markdown() -> None:
     assert md.startswith("# Drift monitor: alert")
     assert "- key feature 'sessions_per_week' at alert\n" in md
     assert "| sessions_per_week | 0.5000 | 0.1000 | 0.2500 | alert |" in md and "`/x/drift.html`" in md
+
+
+def test_monitors_on_two_hosts_share_the_episode_through_the_store(tmp_path, tiny_contract) -> None:
+    """Different homes (two workers' working directories), one store: one alert per episode."""
+    from driftline.store import Store
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    hosts = [
+        (tmp_path / "host-a", Store(url, tiny_contract).create()),
+        (tmp_path / "host-b", Store(url, tiny_contract)),
+    ]
+    (tmp_path / "host-a" / "monitor").mkdir(parents=True)  # a file from an earlier version is superseded
+    (tmp_path / "host-a" / "monitor" / "alerts.json").write_text("{}")
+    sent = []
+    for d in range(4):
+        home, store = hosts[d % 2]
+        r = _result("alert", ALERT, end=END + pd.Timedelta(days=d))
+        if monitor.should_emit(r, monitor.load_alert_state(home, store, "m"), cooldown_hours=7 * 24):
+            monitor.record_alert(home, r, store, "m")
+            sent.append(d)
+    assert sent == [0]
+    assert not (tmp_path / "host-b" / "monitor").exists()  # nothing host-local was written
+    assert monitor.load_alert_state(tmp_path / "elsewhere", hosts[1][1], "other-model") == {}
