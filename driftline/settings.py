@@ -207,6 +207,15 @@ class DriftSettings(_Section):
         description="With the CUSUM on, one week at the retrain band retrains alone only with a shortfall of at "
         "least this many combined standard errors (2.33: one-sided 99%); below, it investigates.",
     )
+    calibration_gap: float = Field(
+        default=0.25,
+        ge=0,
+        description="Retrain when the labelled positive rate differs from the champion's mean score by at least "
+        "this much (relative) and by calibration_z standard errors: the base rate moved (0: off).",
+    )
+    calibration_z: float = Field(
+        default=4.0, gt=0, description="How many standard errors the calibration gap must exceed (see calibration_gap)."
+    )
     settle_weeks: int = Field(
         default=3,
         ge=0,

@@ -592,6 +592,30 @@ def record_decision(
     )
 
 
+def calibration_in_the_large(y: np.ndarray, scores: np.ndarray, w: np.ndarray | None = None) -> dict[str, Any]:
+    """The labelled positive rate against the model's mean score (weighted), and the gap in standard errors.
+
+    Were the model calibrated, each label would be a Bernoulli(score) draw, so the weighted gap
+    ``Σw(y - s) / Σw`` has standard error ``sqrt(Σw² s(1 - s)) / Σw``; ``z`` is the gap in
+    those units. A base-rate change (a prior shift) shows here even when the ranking metric
+    does not move, because average precision rises with the share of positives.
+    """
+    y = np.asarray(y, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    w = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
+    total = float(w.sum())
+    if len(y) == 0 or total <= 0:
+        return {"observed": None, "predicted": None, "ratio": None, "z": None}
+    observed, predicted = float(w @ y) / total, float(w @ s) / total
+    se = math.sqrt(float((w**2) @ (s * (1 - s)))) / total
+    return {
+        "observed": observed,
+        "predicted": predicted,
+        "ratio": observed / predicted if predicted > 0 else None,
+        "z": (observed - predicted) / se if se > 0 else None,
+    }
+
+
 def _metric_evidence(
     y: np.ndarray,
     scores: np.ndarray,
@@ -633,6 +657,7 @@ def _metric_evidence(
             "min_positives": d.min_labelled_positives,
             "sufficient": sufficient,
         },
+        "calibration": calibration_in_the_large(y, scores, w),
         "interval": {
             "metric": g.primary_metric,
             **interval.to_dict(),

@@ -21,6 +21,10 @@ Rules, all thresholds from :class:`driftline.settings.DriftSettings` (``driftlin
   CUSUM can be evaluated, a single week at the retrain band retrains on its own only with a
   shortfall ≥ ``metric_drop_single_week_se`` standard errors, else it investigates
   (:func:`performance_decision`).
+- **retrain** when the champion is no longer calibrated in the large: the labelled positive
+  rate differs from its mean score by at least ``calibration_gap`` (relative) and by
+  ``calibration_z`` standard errors (``calibration_gap``) — a base-rate change that average
+  precision, which rises with the share of positives, can hide.
 - The metric trigger needs ``min_labelled_rows`` labelled test rows with
   ``min_labelled_positives`` positives; below that it says so and does not fire (the CUSUM
   carries its value over unchanged).
@@ -279,6 +283,29 @@ def cusum_decision(
     return "none", [], s
 
 
+def calibration_reason(performance: dict[str, Any] | None, settings: DriftSettings) -> Reason | None:
+    """``calibration_gap`` (retrain) when the labelled positive rate left the champion's mean score.
+
+    Both conditions: the relative gap is at least ``calibration_gap`` and it is at least
+    ``calibration_z`` standard errors (so a small test week cannot fire it); only with enough
+    labelled rows and positives, like the metric trigger.
+    """
+    cal = (performance or {}).get("calibration") or {}
+    labelled = (performance or {}).get("labelled") or {}
+    ratio, z = cal.get("ratio"), cal.get("z")
+    if settings.calibration_gap <= 0 or ratio is None or z is None or not labelled.get("sufficient", False):
+        return None
+    gap = abs(ratio - 1.0)
+    if gap < settings.calibration_gap or abs(z) < settings.calibration_z:
+        return None
+    text = (
+        f"labelled positive rate {cal['observed']:.4f} vs the champion's mean score {cal['predicted']:.4f} "
+        f"({gap:.0%} apart, {abs(z):.1f} standard errors; retrain at ≥ {settings.calibration_gap:.0%} and "
+        f"≥ {settings.calibration_z:g}): the base rate moved"
+    )
+    return Reason("calibration_gap", "retrain", text, "positive_rate", float(ratio), 1.0 + settings.calibration_gap)
+
+
 def performance_decision(
     performance: dict[str, Any] | None, settings: DriftSettings, metric: str, cusum_previous: float = 0.0
 ) -> tuple[Action, list[Reason], dict[str, float]]:
@@ -356,6 +383,9 @@ def decide(
         investigate.append(Reason("score_warn", "investigate", f"model score {_describe(s)}", s.name, s.psi, bar(s)))
 
     perf = performance if performance is not None else report.performance
+    calibration = calibration_reason(perf, settings)
+    if calibration is not None:
+        retrain.append(calibration)
     _, metric_reasons, state = performance_decision(perf, settings, primary_metric, cusum_previous)
     notes = [r for r in metric_reasons if r.level == "none"]
     retrain += [r for r in metric_reasons if r.level == "retrain"]

@@ -121,3 +121,41 @@ def test_average_precision_is_judged_as_lift_when_the_positive_rate_moves() -> N
     # A small base-rate wobble (< 10% relative) keeps raw AP.
     d = decide(report(feat("a", 0.0)), S, performance=_perf_with(0.40, 0.42, margin=0.01, p0=0.10, p1=0.105))
     assert d.action == "none"
+
+
+def test_calibration_in_the_large_by_hand() -> None:
+    import math
+
+    import numpy as np
+
+    from driftline.weekly import calibration_in_the_large
+
+    c = calibration_in_the_large(np.array([1, 1, 0, 0]), np.full(4, 0.25))
+    # observed 0.5, predicted 0.25; se = sqrt(4 * 0.25 * 0.75) / 4 = sqrt(0.75) / 4
+    assert c["observed"] == 0.5 and c["predicted"] == 0.25 and c["ratio"] == 2.0
+    assert c["z"] == pytest.approx(0.25 / (math.sqrt(0.75) / 4), rel=1e-12)
+    w = np.array([3.0, 1.0, 1.0, 1.0])  # weights count a row that many times
+    cw = calibration_in_the_large(np.array([1, 0, 0, 0]), np.array([0.5, 0.1, 0.1, 0.1]), w)
+    assert cw["observed"] == pytest.approx(3 / 6) and cw["predicted"] == pytest.approx((1.5 + 0.3) / 6)
+    assert cw["z"] == pytest.approx((0.5 - 0.3) / (math.sqrt(9 * 0.25 + 3 * 0.09) / 6), rel=1e-12)
+
+
+def _calibrated(ratio: float, z: float, sufficient: bool = True) -> dict:
+    return {
+        "labelled": {"sufficient": sufficient},
+        "calibration": {"observed": 0.2 * ratio, "predicted": 0.2, "ratio": ratio, "z": z},
+    }
+
+
+def test_a_base_rate_that_left_the_champions_scores_retrains() -> None:
+    d = decide(report(feat("a", 0.0)), S, performance=_calibrated(2.2, 9.0))
+    assert d.action == "retrain" and d.codes[0].code == "calibration_gap" and d.cause == "performance"
+    assert d.codes[0].value == pytest.approx(2.2) and d.codes[0].threshold == pytest.approx(1.25)
+    assert "the base rate moved" in d.reasons[0]
+    # Too small a gap, too few standard errors, or too few labels: no trigger; 0 switches it off.
+    assert decide(report(feat("a", 0.0)), S, performance=_calibrated(1.2, 9.0)).action == "none"
+    assert decide(report(feat("a", 0.0)), S, performance=_calibrated(0.7, -3.9)).action == "none"
+    assert decide(report(feat("a", 0.0)), S, performance=_calibrated(0.7, -4.1)).action == "retrain"
+    assert decide(report(feat("a", 0.0)), S, performance=_calibrated(2.2, 9.0, sufficient=False)).action == "none"
+    off = DriftSettings(calibration_gap=0)
+    assert decide(report(feat("a", 0.0)), off, performance=_calibrated(2.2, 9.0)).action == "none"
