@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -570,10 +569,11 @@ def describe_registration(
     registering and describing); an existing description is the story of the run that made it
     and stays. Returns the links for the run summary.
     """
-    folder = Path(settings.reports_dir) / settings.model_name
-    folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / f"version-{version}-drift.html"
-    copy.write_text(html, encoding="utf-8")
+    from driftline import io
+
+    copy = io.write_text(
+        settings.output_location("reports", settings.model_name, f"version-{version}-drift.html"), html
+    )
     reports: list[tuple[str, str]] = [
         ("drift report (the decision, windows, weekly trend)", f"run artifact `drift_report.html`; copy `{copy}`"),
         (
@@ -643,11 +643,10 @@ def publish_week(registry: Any, settings: Any, parts: Mapping[str, Any]) -> dict
         points=week_points(registry, settings, week),
         version=version,
     )
-    folder = Path(settings.reports_dir) / settings.model_name
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"week-{_day(week)}-drift.html"
-    path.write_text(render_html(assessment.report, context=ctx), encoding="utf-8")
-    return {"drift_report": str(path)}
+    from driftline import io
+
+    path = settings.output_location("reports", settings.model_name, f"week-{_day(week)}-drift.html")
+    return {"drift_report": io.write_text(path, render_html(assessment.report, context=ctx))}
 
 
 __all__ = [

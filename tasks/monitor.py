@@ -31,15 +31,21 @@ def measure(ctx: RunContext, champion: Any, as_of: Any, days: int | None) -> mon
 
 @task(name="write-drift-report", cache_policy=NO_CACHE)
 def write_report(ctx: RunContext, result: monitor.MonitorResult) -> str | None:
-    """HTML report under the home's reports folder plus a markdown artifact; returns the path."""
+    """HTML report under the outputs' reports folder (a folder or s3://) plus a markdown artifact; returns where."""
+    from driftline import io
     from driftline.drift import render_html
+    from driftline.drift.report import ReportContext
 
     path = None
     if result.report is not None:
-        out = ctx.settings.reports_dir / f"drift-{result.window_end:%Y%m%dT%H%M}.html"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_html(result.report))
-        path = str(out)
+        s = ctx.settings
+        context = ReportContext(
+            model_name=s.model_name,
+            version=result.champion_version,
+            current_window=(result.window_start.isoformat(), result.window_end.isoformat()),
+        )
+        where = s.output_location("reports", f"drift-{result.window_end:%Y%m%dT%H%M}.html")
+        path = io.write_text(where, render_html(result.report, context=context))
     create_markdown_artifact(monitor.report_markdown(result, path), key="drift-monitor", description=result.level)
     return path
 

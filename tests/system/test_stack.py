@@ -458,6 +458,13 @@ def test_loop_on_postgres_s3_two_workers_and_dask(stack):
         artifacts = _keys(s3, "mlartifacts/")
         assert any(v2.run_id in k and k.endswith("reference_profile.json") for k in artifacts), artifacts[:20]
         assert any(v2.run_id in k and k.endswith("training_sample.parquet") for k in artifacts)
+        # Outputs kept by path go to the bucket too: refreshed test sets, edge-case suites, the
+        # monitor's and the versions' drift reports (nothing the next run needs stays on a host).
+        outputs = _keys(s3, "outputs/")
+        assert any(k.startswith("outputs/test_sets/test-") and k.endswith(".parquet") for k in outputs), outputs
+        assert any(k.startswith("outputs/edge_cases/") and k.endswith(".json") for k in outputs), outputs
+        assert any(k.startswith("outputs/reports/drift-") for k in outputs), outputs
+        assert any(k.endswith(f"version-{v2.version}-drift.html") for k in outputs), outputs
 
         # 3. The gateway serves the champion, and follows the rollback deployment.
         port = free_port()
