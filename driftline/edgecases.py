@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from driftline.contract import Contract
+from driftline.values import finite
 
 Where = tuple[dict[str, Any], ...]
 """A slice's predicate: every clause must hold (``in``, ``between``, ``below``, ``above``, ``missing``, ``not_in``)."""
@@ -242,7 +243,8 @@ def build_suite(
 
 
 def _r(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+    v = finite(x)
+    return None if v is None else round(v, 6)
 
 
 def _rounded(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -32,24 +31,14 @@ import sqlalchemy as sa
 
 from driftline.contract import Contract
 from driftline.errors import InputError
+from driftline.registry.history import _now_us
+from driftline.store import to_micros
 
 POOL_REASONS = ("reviewed", "confident_error", "misclassified")
 """Pool reasons, in the order a trim keeps them."""
 
 QUEUE_PRIORITY = {"confident_error": 1.0, "disagreement": 0.8, "unseen_value": 0.6, "near_threshold": 0.4}
 """Base priority of each review reason; within a reason, the closer call or larger gap ranks first."""
-
-FEEDBACK_COLUMN = "feedback"  # the training frame's flag (driftline.training reads it)
-
-
-def _now_us() -> int:
-    return int(datetime.now(UTC).timestamp() * 1_000_000)
-
-
-def _us(values: Any) -> np.ndarray:
-    """Naive-UTC timestamps (Series or scalar) as microseconds since the epoch."""
-    s = pd.to_datetime(pd.Series(values) if not isinstance(values, pd.Series) else values)
-    return (s.astype("datetime64[us]").astype("int64")).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -227,7 +216,7 @@ def collect(
     y = labelled[c.target.name].to_numpy() if len(labelled) else np.zeros(0, dtype=np.int64)
     kind = errors(y, labelled_scores, thr, f.confident) if len(labelled) else np.zeros(0, dtype=object)
     wrong = np.flatnonzero(kind != "")
-    ev = _us(labelled[c.timestamp]) if len(labelled) else np.zeros(0, dtype=np.int64)
+    ev = to_micros(labelled[c.timestamp]) if len(labelled) else np.zeros(0, dtype=np.int64)
     # The pool keeps the label as stored (text such as "churn"), so later checks compare like with like.
     observed = fb.store.labels_for([str(labelled[c.request_id].iat[i]) for i in wrong])
     pool_rows = [
@@ -251,7 +240,7 @@ def collect(
     def enqueue(
         frame: pd.DataFrame, idx: Sequence[int], reason: str, prio: np.ndarray, score: Any, detail: Any
     ) -> None:
-        times = _us(frame[c.timestamp].iloc[list(idx)]) if len(idx) else []
+        times = to_micros(frame[c.timestamp].iloc[list(idx)]) if len(idx) else []
         for j, i in enumerate(idx):
             queue.append(
                 {
@@ -363,6 +352,8 @@ def training_rows(
     See the module docstring for which rows are eligible; ``rng`` (seeded from the split) breaks
     ties inside each reason when the pool holds more than the cap.
     """
+    from driftline.training import FEEDBACK_COLUMN  # the training frame's flag
+
     c = fb.contract
     f = settings.feedback
     frame = base.copy()
@@ -372,8 +363,8 @@ def training_rows(
     if not f.enabled or pool.empty or summary["cap"] == 0:
         summary.update(eligible=0, in_window=0, added=0, trimmed=0, share=0.0, by_reason={}, by_source={})
         return FeedbackSet(frame, summary)
-    start_us = int(_us(pd.Timestamp(split.test_start))[0])
-    oldest_us = int(_us(pd.Timestamp(split.test_start) - pd.Timedelta(weeks=f.max_age_weeks))[0])
+    start_us = int(to_micros(pd.Timestamp(split.test_start))[0])
+    oldest_us = int(to_micros(pd.Timestamp(split.test_start) - pd.Timedelta(weeks=f.max_age_weeks))[0])
     pool = pool[(pool["event_us"] < start_us) & (pool["event_us"] >= oldest_us)]
     latest = fb.store.labels_for(pool["request_id"].tolist())
     observed = pool["request_id"].map(latest)
@@ -562,7 +553,7 @@ def import_reviews(fb: FeedbackStore, frame: pd.DataFrame, source: str, reviewer
     conflicted = set(labels_per_id[labels_per_id > 1].index)
     flag(ids.isin(conflicted), "conflicting_labels_in_file")
     ok = reason.isna() & ~blank
-    flag(ok & ids.duplicated(keep="first") & ok, "duplicate_in_file")
+    flag(ok & ids.duplicated(keep="first"), "duplicate_in_file")
     ok = reason.isna() & ~blank
     observed = fb.store.labels_for(ids[ok].tolist())
     obs = ids.map(lambda i: canonical_label(observed[i]) if i in observed else None)
@@ -623,7 +614,7 @@ def status(fb: FeedbackStore, as_of: Any = None) -> dict[str, Any]:
     """The pool's size, reasons, label sources and age; the queue by status and reason."""
     pool = fb.read_pool()
     queue = fb.read_queue()
-    now_us = int(_us(pd.Timestamp(as_of))[0]) if as_of is not None else _now_us()
+    now_us = int(to_micros(pd.Timestamp(as_of))[0]) if as_of is not None else _now_us()
     age = (now_us - pool["event_us"].to_numpy()) / (7 * 86400 * 1e6) if len(pool) else np.zeros(0)
     return {
         "pool": {
