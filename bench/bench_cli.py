@@ -15,6 +15,8 @@ Builds a registry of its own in a temporary folder (a ``driftline.yaml`` whose `
 * ``peer: import mlflow``          ``python -c "import mlflow"``: what any MLflow call costs first
 * ``peer: MlflowClient read``      a bare ``MlflowClient(uri).get_registered_model(NAME)`` in a fresh
                                    interpreter: the floor of reading the embedded registry with MLflow
+* ``peer: plain sqlite3 read``     ``python -c`` reading the model's aliases with the standard library's
+                                   ``sqlite3``: the floor of reading it at all
 
 After the rounds it checks that every rollback and reset is in the alias history, done, one
 chain, and that ``champion`` is back on version 4. Targets (issue 15): each ``models`` command
@@ -82,6 +84,14 @@ def build_registry(root: Path) -> Path:
     return config
 
 
+def backend_name(config: Path) -> str:
+    """Which registry backend the commands use on this database (sqlite3, or MLflow's client)."""
+    from driftline.registry import ModelRegistry
+    from driftline.settings import load_settings
+
+    return type(ModelRegistry.from_settings(load_settings(config))._backend).__name__
+
+
 def run(argv: list[str], env: dict[str, str]) -> float:
     """Seconds for one whole process; fails loudly when the command fails."""
     start = time.perf_counter()
@@ -120,11 +130,17 @@ def main() -> None:
         t0 = time.perf_counter()
         config = build_registry(root)
         print(f"registry with 4 versions under {root} (built in {time.perf_counter() - t0:.1f} s)")
+        print(f"the CLI reads it through {backend_name(config)}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "MLFLOW_", "PREFECT_"))}
         env["DRIFTLINE_CONFIG"] = str(config)
         cfg = ["--config", str(config)]
         uri = f"sqlite:///{root / 'home' / 'mlflow.db'}"
         peer_code = f"from mlflow import MlflowClient; MlflowClient({uri!r}).get_registered_model({NAME!r})"
+        db = root / "home" / "mlflow.db"
+        floor_code = (
+            f"import sqlite3; sqlite3.connect({str(db)!r}).execute("
+            f"'SELECT alias, version FROM registered_model_aliases WHERE name = ?', ({NAME!r},)).fetchall()"
+        )
         commands = {
             "--help": [exe, "--help"],
             "models list": [exe, *cfg, "models", "list"],
@@ -134,6 +150,7 @@ def main() -> None:
             "python -c pass": [sys.executable, "-c", "pass"],
             "peer: import mlflow": [sys.executable, "-c", "import mlflow"],
             "peer: MlflowClient read": [sys.executable, "-c", peer_code],
+            "peer: plain sqlite3 read": [sys.executable, "-c", floor_code],
         }
         reset = [exe, *cfg, "models", "promote", "4", "--reason", "bench reset"]
         envs = {kind: env for kind in commands}
@@ -175,7 +192,7 @@ def main() -> None:
             print(f"ratio {kind:<16} / peer MlflowClient read = {med[kind] / peer:.2f}x")
             if f"{kind} [baseline]" in med:
                 print(f"ratio {kind:<16} / its baseline         = {med[kind] / med[f'{kind} [baseline]']:.2f}x")
-        print(f"share of 'import mlflow' in models list      = {med['peer: import mlflow'] / med['models list']:.0%}")
+        print(f"ratio models list      / peer import mlflow   = {med['models list'] / med['peer: import mlflow']:.2f}x")
         if args.keep:
             print(f"kept {root} (settings: {config})")
     finally:

@@ -1,9 +1,10 @@
 """``driftline models``: browse registered versions, promote, roll back, read the alias history.
 
 Rollback and promote only move an MLflow alias; serving follows ``models:/NAME@champion``.
-Against an ``http(s)`` tracking server these commands talk REST directly and never import
-MLflow, so a rollback takes a fraction of a second. Every move is recorded with who made it
-(``$USER``, else ``cli``) and why.
+These commands do not import MLflow: against an ``http(s)`` tracking server they talk REST, on
+the embedded SQLite registry they use ``sqlite3`` when its schema is one driftline knows (see
+:mod:`driftline.registry.sqlite`; otherwise ``MlflowClient``), so each takes under half a
+second. Every move is recorded with who made it (``$USER``, else ``cli``) and why.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The few MLflow registry calls driftline needs, through two backends.
+"""The few MLflow registry calls driftline needs, through three backends.
 
 ``_MlflowBackend`` goes through ``MlflowClient`` (any tracking URI MLflow supports);
 ``_RestBackend`` talks to an ``http(s)://`` tracking server's REST API with the standard library
-only, so ``driftline models rollback`` does not pay MLflow's ~1.7 s import. Both raise
+only, and ``driftline.registry.sqlite._SqliteBackend`` reads the embedded SQLite database, so
+``driftline models list | show | rollback`` do not pay MLflow's ~1.2 s import. All raise
 ``_NotFoundError`` for a missing model, version or alias, ``TransientError`` when the server
 cannot be reached and ``DriftlineError`` otherwise; URLs in messages have their password masked.
 """
@@ -64,6 +65,12 @@ class _VersionData:
     created_ms: int
     source: str
     status: str
+
+
+# Bounds on what a listing may return (a registry or run that is larger is refused, not truncated).
+MAX_PAGES = 1000
+MAX_ARTIFACTS = 100_000
+MAX_ARTIFACT_DEPTH = 32
 
 
 class _NotFoundError(Exception):
@@ -128,9 +135,45 @@ class _MlflowBackend:
             status=str(mv.status or ""),
         )
 
+    def search_versions(self) -> list[_VersionData]:
+        out: list[_VersionData] = []
+        token = None
+        with self.translate():
+            while True:
+                page = self.client.search_model_versions(f"name = '{_quote(self.name)}'", page_token=token)
+                out.extend(
+                    _VersionData(
+                        version=str(mv.version),
+                        run_id=mv.run_id or None,
+                        tags=dict(mv.tags or {}),
+                        aliases=tuple(mv.aliases or ()),
+                        created_ms=int(mv.creation_timestamp or 0),
+                        source=str(mv.source or ""),
+                        status=str(mv.status or ""),
+                    )
+                    for mv in page
+                )
+                token = page.token
+                if not token:
+                    return out
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         with self.translate():
             return dict(self.client.get_run(run_id).data.metrics)
+
+    def list_artifacts(self, run_id: str) -> list[tuple[str, int | None]]:
+        out: list[tuple[str, int | None]] = []
+
+        def walk(path: str | None) -> None:
+            for info in self.client.list_artifacts(run_id, path):
+                if info.is_dir:
+                    walk(info.path)
+                else:
+                    out.append((info.path, info.file_size))
+
+        with self.translate():
+            walk(None)
+        return out
 
     def set_model_tag(self, key: str, value: str) -> None:
         with self.translate():
@@ -220,8 +263,8 @@ class _RestBackend:
             tags={t["key"]: t.get("value", "") for t in rm.get("tags", [])},
         )
 
-    def version(self, version: str) -> _VersionData:
-        mv = self.call("GET", "model-versions/get", {"name": self.name, "version": version}).get("model_version", {})
+    @staticmethod
+    def _version_data(mv: Mapping[str, Any], version: str = "") -> _VersionData:
         return _VersionData(
             version=str(mv.get("version", version)),
             run_id=mv.get("run_id") or None,
@@ -231,6 +274,45 @@ class _RestBackend:
             source=str(mv.get("source", "")),
             status=str(mv.get("status", "")),
         )
+
+    def version(self, version: str) -> _VersionData:
+        mv = self.call("GET", "model-versions/get", {"name": self.name, "version": version}).get("model_version", {})
+        return self._version_data(mv, version)
+
+    def search_versions(self) -> list[_VersionData]:
+        out: list[_VersionData] = []
+        payload = {"filter": f"name = '{_quote(self.name)}'", "max_results": 1000}
+        for _ in range(MAX_PAGES):
+            page = self.call("GET", "model-versions/search", payload)
+            out.extend(self._version_data(mv) for mv in page.get("model_versions", []))
+            if not page.get("next_page_token"):
+                return out
+            payload = {**payload, "page_token": page["next_page_token"]}
+        raise DriftlineError(
+            f"MLflow at {mask_url(self.uri)}: model '{self.name}' has more than {MAX_PAGES} pages of versions"
+        )
+
+    def list_artifacts(self, run_id: str) -> list[tuple[str, int | None]]:
+        out: list[tuple[str, int | None]] = []
+
+        def walk(path: str | None, depth: int) -> None:
+            payload: dict[str, Any] = {"run_id": run_id, **({} if path is None else {"path": path})}
+            for _ in range(MAX_PAGES):
+                page = self.call("GET", "artifacts/list", payload)
+                for info in page.get("files", []):
+                    if info.get("is_dir") and depth < MAX_ARTIFACT_DEPTH:
+                        walk(info["path"], depth + 1)
+                    elif not info.get("is_dir"):
+                        size = info.get("file_size")
+                        out.append((info["path"], None if size is None else int(size)))
+                    if len(out) > MAX_ARTIFACTS:
+                        raise DriftlineError(f"run {run_id} has more than {MAX_ARTIFACTS} artifacts")
+                if not page.get("next_page_token"):
+                    return
+                payload = {**payload, "page_token": page["next_page_token"]}
+
+        walk(None, 0)
+        return out
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         run = self.call("GET", "runs/get", {"run_id": run_id}).get("run", {})

@@ -21,8 +21,10 @@ trust lives in its own store (:mod:`driftline.registry.history`), not in MLflow'
 * A move found made outside driftline (MLflow's UI, another tool) is recorded as ``external``
   before anything else happens, so the chain never breaks and rollback keeps walking it.
 
-Against an ``http(s)://`` tracking server, alias moves and version look-ups use the REST API
-(:mod:`driftline.registry.backends`) so ``driftline models rollback`` does not import MLflow.
+Alias moves, version look-ups and listings use MLflow's REST API against an ``http(s)://``
+tracking server (:mod:`driftline.registry.backends`) and ``sqlite3`` on the embedded SQLite
+database (:mod:`driftline.registry.sqlite`), so ``driftline models list | show | rollback`` do
+not import MLflow; registration, loading and everything else go through ``MlflowClient``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ from driftline.registry.runs import (
     load_verified,
     model_hash,
 )
+from driftline.registry.sqlite import _SqliteBackend
+from driftline.registry.sqlite import usable as sqlite_usable
 from driftline.secrets import mask_url
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -258,7 +262,7 @@ class ModelRegistry:
         self.lock_timeout = lock_timeout
         self.move_lease = move_lease
         self.store = RegistryStore(store_url)
-        self._backend_obj: _MlflowBackend | _RestBackend | None = None
+        self._backend_obj: _MlflowBackend | _RestBackend | _SqliteBackend | None = None
         self._mlflow_backend_obj: _MlflowBackend | None = None
 
     @classmethod
@@ -302,11 +306,20 @@ class ModelRegistry:
         return self._mlflow_backend_obj
 
     @property
-    def _backend(self) -> _MlflowBackend | _RestBackend:
-        if self._backend_obj is None:
-            self._backend_obj = (
-                _RestBackend(self.tracking_uri, self.model_name) if self.is_http else self._mlflow_backend
-            )
+    def _backend(self) -> _MlflowBackend | _RestBackend | _SqliteBackend:
+        """REST for a server, sqlite3 for an embedded database whose schema is known, else MlflowClient."""
+        if self._backend_obj is not None:
+            return self._backend_obj
+        if self.is_http:
+            self._backend_obj = _RestBackend(self.tracking_uri, self.model_name)
+            return self._backend_obj
+        db = _sqlite_path(self.tracking_uri)
+        if db is not None and not db.exists():
+            return self._mlflow_backend  # decided again once MLflow has created the database
+        if db is not None and sqlite_usable(db):
+            self._backend_obj = _SqliteBackend(db, self.tracking_uri, self.model_name, lambda: self._mlflow_backend)
+        else:
+            self._backend_obj = self._mlflow_backend
         return self._backend_obj
 
     @contextmanager
@@ -449,27 +462,7 @@ class ModelRegistry:
         state = self._state_or_none()
         if state is None:
             return []
-        client = self._mlflow_backend.client
-        out: list[_VersionData] = []
-        token = None
-        with self._mlflow_backend.translate():
-            while True:
-                page = client.search_model_versions(f"name = '{_quote(self.model_name)}'", page_token=token)
-                for mv in page:
-                    out.append(
-                        _VersionData(
-                            version=str(mv.version),
-                            run_id=mv.run_id or None,
-                            tags=dict(mv.tags or {}),
-                            aliases=(),
-                            created_ms=int(mv.creation_timestamp or 0),
-                            source=str(mv.source or ""),
-                            status=str(mv.status or ""),
-                        )
-                    )
-                token = page.token
-                if not token:
-                    break
+        out = self._backend.search_versions()
         out.sort(key=lambda d: int(d.version))
         records = self.store.registrations(self.model_name)
         return [self._info(d, state.aliases, records.get(d.version)) for d in out]
@@ -487,19 +480,10 @@ class ModelRegistry:
         data = self._version_data(version)
         if not data.run_id:
             return []
-        client = self._mlflow_backend.client
-        out: list[tuple[str, int | None]] = []
-
-        def walk(path: str | None) -> None:
-            for info in client.list_artifacts(data.run_id, path):
-                if info.is_dir:
-                    walk(info.path)
-                else:
-                    out.append((info.path, info.file_size))
-
-        with self._mlflow_backend.translate():
-            walk(None)
-        return out
+        try:
+            return self._backend.list_artifacts(data.run_id)
+        except _NotFoundError:
+            return []
 
     def download_artifact(self, version: str | int, name: str, dst: Path | None = None) -> Path:
         """Fetch artifact ``name`` of a version's run (e.g. the reference profile) to a local path."""

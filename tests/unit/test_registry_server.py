@@ -161,6 +161,29 @@ def test_rest_path_promote_rollback_history_and_repair(served, server, store_url
     assert reg.read_artifact_json("3", "contract.json") == {"name": "served"}
 
 
+def test_rest_listing_equals_mlflow_client(served, server):
+    """``models list`` and ``models show`` against a server read versions and artifacts over REST."""
+    from driftline.registry.backends import _MlflowBackend, _RestBackend
+
+    rest, client = _RestBackend(server, MODEL), _MlflowBackend(server, MODEL)
+    by_rest = sorted(rest.search_versions(), key=lambda d: int(d.version))
+    by_client = sorted(client.search_versions(), key=lambda d: int(d.version))
+    assert [d.version for d in by_rest] == ["1", "2", "3"]
+    for a, b in zip(by_rest, by_client, strict=True):
+        assert (a.version, a.run_id, a.tags, a.created_ms, a.source, a.status, sorted(a.aliases)) == (
+            b.version,
+            b.run_id,
+            b.tags,
+            b.created_ms,
+            b.source,
+            b.status,
+            sorted(b.aliases),
+        )
+        listed = rest.list_artifacts(a.run_id)
+        assert listed == client.list_artifacts(a.run_id)
+        assert "contract.json" in [path for path, _ in listed]
+
+
 def test_unknown_model_on_the_server(server, store_url):
     reg = ModelRegistry(server, "no-such-model", store_url=store_url)
     assert reg.champion() is None and reg.history() == []
