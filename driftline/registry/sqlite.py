@@ -52,12 +52,17 @@ BUSY_TIMEOUT_S = 30.0
 
 def schema_revision(db: Path) -> str | None:
     """The Alembic revision of an MLflow database (None when it has none or cannot be read)."""
+    return _read_one(db, "SELECT version_num FROM alembic_version")
+
+
+def _read_one(db: Path, sql: str) -> str | None:
+    """The first column of the first row of a read-only query (None when absent or unreadable)."""
     try:
         con = sqlite3.connect(f"{_file_uri(db)}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error:
         return None
     try:
-        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        row = con.execute(sql).fetchone()
     except sqlite3.Error:
         return None
     finally:
@@ -66,10 +71,17 @@ def schema_revision(db: Path) -> str | None:
 
 
 def usable(db: Path) -> bool:
-    """Whether ``db`` can be served by :class:`_SqliteBackend` (else MLflow's client is used)."""
+    """Whether ``db`` can be served by :class:`_SqliteBackend` (else MLflow's client is used).
+
+    Not when MLflow workspaces are on, nor when models live outside the ``default`` workspace
+    (single-tenant MLflow refuses to start on such a database; its error is the right answer).
+    """
     if os.environ.get("MLFLOW_ENABLE_WORKSPACES", "").strip().lower() in ("1", "true", "yes"):
         return False
-    return db.is_file() and schema_revision(db) in KNOWN_REVISIONS
+    if not db.is_file() or schema_revision(db) not in KNOWN_REVISIONS:
+        return False
+    other = _read_one(db, f"SELECT COUNT(*) FROM registered_models WHERE workspace != '{WORKSPACE}'")
+    return other == "0"
 
 
 def _file_uri(db: Path) -> str:

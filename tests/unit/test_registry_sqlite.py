@@ -193,6 +193,11 @@ def test_unknown_schemas_and_workspaces_go_through_mlflow(built, tmp_path, monke
         con.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
         con.commit()
     assert not sq.usable(copy)
+    with closing(sqlite3.connect(copy)) as con:
+        con.execute("UPDATE alembic_version SET version_num = ?", (sq.schema_revision(built["db"]),))
+        con.execute("INSERT INTO registered_models (name, workspace) VALUES ('elsewhere', 'team-b')")
+        con.commit()
+    assert not sq.usable(copy)  # models outside the default workspace: MLflow's own refusal applies
     reg = ModelRegistry(f"sqlite:///{copy}", MODEL, store_url=f"sqlite:///{tmp_path / 'store.db'}")
     assert type(reg._backend) is _MlflowBackend
     monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
