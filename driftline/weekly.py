@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -245,8 +246,9 @@ def load_champion(registry: Any, contract: Contract) -> Champion | None:
         return None
     pipeline = registry.load(version=info.version)
     try:
-        profile = Profile.load(registry.download_artifact(info.version, "reference_profile.json"))
-        sample = pd.read_parquet(registry.download_artifact(info.version, "training_sample.parquet"))
+        with tempfile.TemporaryDirectory(prefix="driftline-artifact-") as scratch:  # nothing left in TMPDIR
+            profile = Profile.load(registry.download_artifact(info.version, "reference_profile.json", Path(scratch)))
+            sample = pd.read_parquet(registry.download_artifact(info.version, "training_sample.parquet", Path(scratch)))
     except TransientError:
         raise  # the tracking server is down: worth a retry, not a verdict on the champion
     except (OSError, DriftlineError) as e:

@@ -504,12 +504,13 @@ class ModelRegistry:
         return Path(local)
 
     def read_artifact_json(self, version: str | int, name: str) -> Any:
-        """Download a JSON artifact of a version and parse it."""
-        path = self.download_artifact(version, name)
-        try:
-            return json.loads(path.read_text())
-        except ValueError as e:
-            raise DriftlineError(f"artifact '{name}' of version {version} is not valid JSON: {e}") from None
+        """Download a JSON artifact of a version and parse it (the download is removed afterwards)."""
+        with tempfile.TemporaryDirectory(prefix="driftline-artifact-") as scratch:
+            path = self.download_artifact(version, name, Path(scratch))
+            try:
+                return json.loads(path.read_text())
+            except ValueError as e:
+                raise DriftlineError(f"artifact '{name}' of version {version} is not valid JSON: {e}") from None
 
     def load(self, alias: str = "champion", *, version: str | int | None = None) -> Any:
         """Load the scikit-learn pipeline behind ``models:/NAME@alias`` (or a given version).

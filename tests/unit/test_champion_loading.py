@@ -57,3 +57,19 @@ def test_a_foreign_champion_blocks_the_run(tmp_path, tiny_contract):
     MlflowClient(reg.tracking_uri).set_registered_model_alias("m", "champion", mv.version)  # the UI's pencil
     with pytest.raises(RefusedError, match=f"version {mv.version} of 'm' was not registered by driftline"):
         weekly.load_champion(reg, tiny_contract)
+
+
+def test_reading_reference_artifacts_leaves_nothing_in_the_temp_folder(tmp_path, tiny_contract, monkeypatch):
+    """Downloads for a JSON read or the champion's references are removed, even when they fail to parse."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    reg = _registry(tmp_path)
+    version = _register(reg, {"contract.json": {"name": "c"}, "reference_profile.json": {"not": "a profile"}})
+    reg.promote(version, reason="test", actor="t")
+    assert reg.read_artifact_json(version, "contract.json") == {"name": "c"}
+    with pytest.raises(DriftlineError, match="reference artifacts"):
+        weekly.load_champion(reg, tiny_contract)
+    assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("driftline-artifact-")) == []
