@@ -11,7 +11,8 @@ from driftline.cli import _common
 
 _RANK = {"none": 0, "investigate": 1, "retrain": 2}
 STRICT_HELP = "Refuse (exit 2) a file with columns the contract does not name, instead of listing them."
-DECISION_EXIT = 3
+# As validate's failed check: 1 is an answer the caller asked to fail on; 3 means transient (retry).
+DECISION_EXIT = 1
 
 
 def _read(

@@ -116,19 +116,19 @@ def test_human_output_and_fail_on(files: dict[str, Path], capsys) -> None:
     code, out, _ = cli(argv, capsys)
     assert code == 0 and "decision: investigate" in out and "tenure_days" in out
     code, _, _ = cli([*argv, "--fail-on", "investigate"], capsys)
-    assert code == 3
+    assert code == 1  # as a failed validate; not 3, which means "transient, retry" for every command
     code, _, _ = cli([*argv, "--fail-on", "retrain"], capsys)
     assert code == 0
     code, _, _ = cli([*argv, "--fail-on", "none"], capsys)
-    assert code == 0  # the default never exits 3, whatever the decision
+    assert code == 0  # the default never exits 1, whatever the decision
 
 
 def test_fail_on_help_says_the_default_never_fails(capsys) -> None:
     code, out, _ = cli(["drift", "--help"], capsys)
     flat = " ".join(out.replace("│", " ").split())
     assert code == 0
-    assert "Exit 3 when the policy decides this or worse: 'investigate' (investigate or retrain) or 'retrain'." in flat
-    assert "The default, 'none', never exits 3 for a decision." in flat
+    assert "Exit 1 when the policy decides this or worse: 'investigate' (investigate or retrain) or 'retrain'." in flat
+    assert "The default, 'none', never exits 1 for a decision." in flat
 
 
 @pytest.mark.parametrize(
