@@ -24,6 +24,7 @@ import pytest
 
 from driftline.errors import DriftlineError, RefusedError
 from driftline.registry import AliasMove, ModelRegistry, RegistryStore, Verdict, refusal_reasons
+from driftline.registry.sqlite import usable as sqlite_usable
 
 MODEL = "churn"
 PASSING_VERSIONS = ("1", "3", "5", "6")
@@ -358,11 +359,16 @@ _ACCEPTABLE = {
 }
 
 
-def _racer(tracking_uri: str, root: str, art: str, actor: str, seed: int, barrier: Any, out: Any) -> None:
+def _racer(
+    tracking_uri: str, root: str, art: str, actor: str, seed: int, barrier: Any, out: Any, via: str = "auto"
+) -> None:
     reg = make_registry(Path(root), Path(art), tracking_uri)
+    if via == "mlflow":  # as an older driftline, or a schema sqlite3 does not serve, would write
+        reg._backend_obj = reg._mlflow_backend
     rng = random.Random(seed)
     results: list[dict[str, Any]] = []
     reg.alias_version("champion")  # connect and import before the start line
+    results.append({"op": "backend", "ok": True, "via": type(reg._backend).__name__, "changed": False, "seq": 0})
     barrier.wait(120)
     for i in range(MOVES_EACH):
         op = rng.choice(("promote", "promote", "previous", "to", "cas"))
@@ -400,9 +406,11 @@ def test_racing_processes_with_different_tracking_uri_spellings_keep_one_chain(s
         f"sqlite:///{link}/mlflow.db",
     ]
     assert len(spellings) == RACERS
+    # Half write MLflow's database through sqlite3 (the embedded default), half through MlflowClient.
+    via = ["auto", "mlflow"] * (RACERS // 2)
     barrier, out = SPAWN.Barrier(RACERS), SPAWN.Queue()
     procs = [
-        SPAWN.Process(target=_racer, args=(uri, str(store), str(art), f"racer-{i}", 1000 + i, barrier, out))
+        SPAWN.Process(target=_racer, args=(uri, str(store), str(art), f"racer-{i}", 1000 + i, barrier, out, via[i]))
         for i, uri in enumerate(spellings)
     ]
     for p in procs:
@@ -411,6 +419,9 @@ def test_racing_processes_with_different_tracking_uri_spellings_keep_one_chain(s
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
+    backends = {r.pop(0)["via"] for r in results.values()}
+    expected = {"_MlflowBackend", "_SqliteBackend"} if sqlite_usable(store / "mlflow.db") else {"_MlflowBackend"}
+    assert backends == expected
 
     bad = [(a, r) for a, rs in results.items() for r in rs if not r["ok"] and r["error"] not in _ACCEPTABLE[r["op"]]]
     assert bad == [], f"unexpected errors (TransientError 'busy' included): {bad[:5]}"
