@@ -122,9 +122,8 @@ class _MlflowBackend:
             rm = self.client.get_registered_model(self.name)
         return _ModelState(aliases={a: str(v) for a, v in (rm.aliases or {}).items()}, tags=dict(rm.tags or {}))
 
-    def version(self, version: str) -> _VersionData:
-        with self.translate():
-            mv = self.client.get_model_version(self.name, version)
+    @staticmethod
+    def _version_data(mv: Any) -> _VersionData:
         return _VersionData(
             version=str(mv.version),
             run_id=mv.run_id or None,
@@ -135,24 +134,17 @@ class _MlflowBackend:
             status=str(mv.status or ""),
         )
 
+    def version(self, version: str) -> _VersionData:
+        with self.translate():
+            return self._version_data(self.client.get_model_version(self.name, version))
+
     def search_versions(self) -> list[_VersionData]:
         out: list[_VersionData] = []
         token = None
         with self.translate():
             while True:
                 page = self.client.search_model_versions(f"name = '{_quote(self.name)}'", page_token=token)
-                out.extend(
-                    _VersionData(
-                        version=str(mv.version),
-                        run_id=mv.run_id or None,
-                        tags=dict(mv.tags or {}),
-                        aliases=tuple(mv.aliases or ()),
-                        created_ms=int(mv.creation_timestamp or 0),
-                        source=str(mv.source or ""),
-                        status=str(mv.status or ""),
-                    )
-                    for mv in page
-                )
+                out.extend(self._version_data(mv) for mv in page)
                 token = page.token
                 if not token:
                     return out
