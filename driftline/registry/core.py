@@ -317,7 +317,7 @@ class ModelRegistry:
         if db is not None and not db.exists():
             return self._mlflow_backend  # decided again once MLflow has created the database
         if db is not None and sqlite_usable(db):
-            self._backend_obj = _SqliteBackend(db, self.tracking_uri, self.model_name, lambda: self._mlflow_backend)
+            self._backend_obj = _SqliteBackend(db, self.model_name, lambda: self._mlflow_backend)
         else:
             self._backend_obj = self._mlflow_backend
         return self._backend_obj

@@ -124,9 +124,8 @@ def walk_local_artifacts(root: Path) -> list[tuple[str, int | None]]:
 class _SqliteBackend:
     """Registry calls on MLflow's SQLite database with ``sqlite3``; see the module docstring."""
 
-    def __init__(self, db: Path, uri: str, name: str, fallback: Callable[[], Any]) -> None:
+    def __init__(self, db: Path, name: str, fallback: Callable[[], Any]) -> None:
         self.db = db
-        self.uri = uri
         self.name = name
         self._fallback = fallback  # the MlflowClient backend, for what this one does not serve
 

@@ -75,7 +75,7 @@ def built(tmp_path_factory) -> dict[str, Any]:
 
 def backends(built: dict[str, Any], name: str = MODEL) -> tuple[_SqliteBackend, _MlflowBackend]:
     mlflow_backend = _MlflowBackend(built["uri"], name)
-    return _SqliteBackend(built["db"], built["uri"], name, lambda: mlflow_backend), mlflow_backend
+    return _SqliteBackend(built["db"], name, lambda: mlflow_backend), mlflow_backend
 
 
 def same_metrics(a: dict[str, float], b: dict[str, float]) -> bool:
